@@ -1,0 +1,85 @@
+// Argument checking and array plumbing shared by every binding: the one place where a Python
+// object becomes a raw pointer. Every failure is a Python exception that names the function, the
+// argument, and what was expected versus what was given.
+//
+//   * Read-only inputs: any array-like of float32/float64; a non-contiguous array is copied to a
+//     C-contiguous one (documented; nothing is written back, so nothing is lost).
+//   * Outputs and in-place arguments: must already be ndarrays of the exact dtype and shape,
+//     C-contiguous and writable, and must not partly overlap an input; fastnn never writes into a
+//     silent copy.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fastnn/common.h"
+
+namespace fastnn::bind {
+
+namespace py = pybind11;
+using Shape = std::vector<py::ssize_t>;
+
+enum class DType { f32, f64 };
+
+// "(3, 4)" for a shape.
+std::string shape_str(const Shape& s);
+Shape shape_of(const py::array& a);
+const char* dtype_name(DType dt);
+py::dtype np_dtype(DType dt);
+
+// A read-only float input: converted with np.asarray; copied if not C-contiguous.
+py::array input(py::handle obj, const char* fn, const char* name);
+// A read-only float input that must have `dt`.
+py::array input(py::handle obj, const char* fn, const char* name, DType dt);
+// The float dtype of an array (TypeError for anything else).
+DType float_dtype(const py::array& a, const char* fn, const char* name);
+// Labels: an integer array of shape (n,), returned as C-contiguous int64.
+py::array labels(py::handle obj, const char* fn, const char* name, py::ssize_t n);
+
+// An array written in place: exact dtype and shape, C-contiguous, writable.
+py::array inout(py::handle obj, const char* fn, const char* name, DType dt, const Shape& shape);
+// `out` if given (checked as inout), else a new uninitialised array.
+py::array output(py::handle obj, const char* fn, const char* name, DType dt, const Shape& shape);
+py::array new_array(DType dt, const Shape& shape);
+
+// Shape checks.
+void require_ndim(const py::array& a, const char* fn, const char* name, py::ssize_t ndim_min,
+                  py::ssize_t ndim_max = -1);
+void require_shape(const py::array& a, const char* fn, const char* name, const Shape& shape,
+                   const char* why = nullptr);
+void require_nonempty(const py::array& a, const char* fn, const char* name);
+// ValueError if `out` and `in` share memory but are not the very same buffer (elementwise kernels
+// may run in place) — or share any memory at all when identical is not allowed.
+void require_no_overlap(const py::array& out, const char* out_name, const py::array& in,
+                        const char* in_name, const char* fn, bool identical_ok);
+// Sizes that BLAS's 32-bit integers can hold.
+void require_blas_dims(const char* fn, fastnn::index_t M, fastnn::index_t N, fastnn::index_t K);
+
+// Product of the dimensions after the first (the "flattened feature" size D of (N, d1..dk)).
+py::ssize_t trailing_size(const py::array& a);
+
+template <class T>
+T* ptr(py::array& a) {
+  return static_cast<T*>(a.mutable_data());
+}
+template <class T>
+const T* cptr(const py::array& a) {
+  return static_cast<const T*>(a.data());
+}
+
+// Call f with a value of the C++ type for dt.
+template <class F>
+decltype(auto) dispatch(DType dt, F&& f) {
+  if (dt == DType::f32) return f(float{});
+  return f(double{});
+}
+
+// Check a scalar parameter.
+double require_range(double v, const char* fn, const char* name, double lo, double hi,
+                     bool lo_open, bool hi_open);
+
+}  // namespace fastnn::bind

@@ -1,0 +1,35 @@
+// fastnn._core: the extension module. Only cpp/bindings/ includes pybind11.
+#include <pybind11/pybind11.h>
+
+#include "fastnn/common.h"
+#include "fastnn/threads.h"
+
+namespace py = pybind11;
+
+namespace fastnn::bind {
+void bind_kernels(py::module_& m);
+}
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "fastnn's C++ kernels (float32 and float64). Use fastnn / fastnn.functional instead.";
+  m.def("get_num_threads", &fastnn::get_num_threads,
+        "Threads used by the kernels and by BLAS.");
+  m.def(
+      "set_num_threads",
+      [](int n) {
+        if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+        fastnn::set_num_threads(n);
+      },
+      py::arg("n"), "Set the threads used by the kernels and by BLAS (>= 1).");
+  m.def("hardware_threads", &fastnn::hardware_threads, "Logical cores available to this process.");
+  m.def("blas_info", &fastnn::blas_info, "The BLAS fastnn's GEMMs run on.");
+  m.def("blas_uses_fastnn_pool", &fastnn::blas_uses_fastnn_pool,
+        "True when BLAS's parallel jobs run on fastnn's OpenMP pool.");
+  m.def("simd_level", &fastnn::simd_level, "ISA the dispatched kernels use on this CPU.");
+#if defined(FASTNN_OPENMP)
+  m.attr("openmp") = true;
+#else
+  m.attr("openmp") = false;
+#endif
+  fastnn::bind::bind_kernels(m);
+}

@@ -1,0 +1,102 @@
+// fastnn/threads.h — one thread pool for the kernels and for BLAS.
+//
+// Policy (measured, see the issue notes): OpenMP is the only pool. When the BLAS is OpenBLAS
+// with a threads callback (>= 0.3.28), its parallel GEMM jobs are handed to our OpenMP team, so two
+// spinning pools never fight over the cores. set_num_threads() sets both the kernels' and BLAS's
+// thread count; the initial value honours OMP_NUM_THREADS, else all cores.
+//
+// Work is split into contiguous chunks whose boundaries depend only on the size and the thread
+// count, and every reduction in fastnn is ordered independently of the thread count, so results
+// are bitwise identical with 1 thread and with N.
+#pragma once
+
+#include <algorithm>
+
+#include "fastnn/common.h"
+
+#if defined(FASTNN_OPENMP)
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+// Number of threads kernels and BLAS use (>= 1).
+int get_num_threads();
+// Set the thread count of the kernels and of BLAS; n < 1 is clamped to 1.
+void set_num_threads(int n);
+// Number of logical cores available to the process.
+int hardware_threads();
+// Name of the BLAS in use and how its threads are run (for reports).
+const char* blas_info();
+// True when BLAS's parallel jobs run on fastnn's OpenMP pool (the threads callback).
+bool blas_uses_fastnn_pool();
+
+// Call f(lo, hi) on contiguous chunks covering [0, n). A chunk holds at least `min_chunk`
+// items (so small work runs on one thread); boundaries are rounded to multiples of `align`
+// items when possible. f must not throw.
+template <class F>
+void parallel_for(index_t n, index_t min_chunk, F&& f, index_t align = 16) {
+  if (n <= 0) return;
+  int nt = get_num_threads();
+  const index_t max_chunks = std::max<index_t>(1, n / std::max<index_t>(1, min_chunk));
+  if (nt > max_chunks) nt = static_cast<int>(max_chunks);
+#if defined(FASTNN_OPENMP)
+  if (nt > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(nt)
+    {
+      const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
+      index_t lo = n * t / T, hi = n * (t + 1) / T;
+      if (align > 1) {
+        lo = (t == 0) ? 0 : std::min(n, (lo + align - 1) / align * align);
+        hi = (t == T - 1) ? n : std::min(n, (hi + align - 1) / align * align);
+      }
+      if (lo < hi) f(lo, hi);
+    }
+    return;
+  }
+#endif
+  f(index_t(0), n);
+}
+
+// Sum of f(lo, hi) over fixed blocks of [0, n), added in block order: the block boundaries depend
+// on n and min_chunk only, so the result is the same whatever the thread count.
+template <class F>
+double parallel_sum(index_t n, index_t min_chunk, F&& f) {
+  if (n <= 0) return 0.0;
+  constexpr index_t kMaxBlocks = 512;
+  min_chunk = std::max<index_t>(1, min_chunk);
+  const index_t nb = std::min<index_t>(kMaxBlocks, (n + min_chunk - 1) / min_chunk);
+  double partial[kMaxBlocks];
+  parallel_for(
+      nb, 1,
+      [&](index_t b0, index_t b1) {
+        for (index_t b = b0; b < b1; ++b) partial[b] = f(n * b / nb, n * (b + 1) / nb);
+      },
+      1);
+  double s = 0.0;
+  for (index_t b = 0; b < nb; ++b) s += partial[b];
+  return s;
+}
+
+// Call f(j0, j1) on blocks of at most `max_width` columns of a (rows, D) row-major matrix, in
+// parallel over blocks. Used by per-feature reductions (batch norm, bias and slope gradients):
+// each column is reduced over the rows by one thread in row order, so results are bitwise
+// identical for any thread count (the block width only decides who does which column).
+template <class F>
+void parallel_columns(index_t rows, index_t D, F&& f, index_t max_width = 256) {
+  if (D <= 0) return;
+  const index_t nt = get_num_threads();
+  index_t width = (D + nt - 1) / nt;
+  width = std::min(max_width, std::max<index_t>(16, (width + 15) / 16 * 16));
+  const index_t nb = (D + width - 1) / width;
+  // Enough rows x columns per block to be worth a thread.
+  const index_t min_blocks = std::max<index_t>(1, 16384 / std::max<index_t>(1, rows * width));
+  parallel_for(
+      nb, min_blocks,
+      [&](index_t b0, index_t b1) {
+        for (index_t b = b0; b < b1; ++b) f(b * width, std::min(D, (b + 1) * width));
+      },
+      1);
+}
+
+}  // namespace fastnn

@@ -1,0 +1,230 @@
+// Data losses (see loss.h).
+#include "fastnn/loss.h"
+
+#include <cmath>
+
+#include "fastnn/threads.h"
+#include "fastnn/vecmath.h"
+
+namespace fastnn {
+
+namespace {
+
+index_t first_bad_label(const std::int64_t* y, index_t N, index_t C) {
+  for (index_t i = 0; i < N; ++i)
+    if (y[i] < 0 || y[i] >= C) return i;
+  return -1;
+}
+
+// Rows per task so that a task handles about 8k scores.
+inline index_t row_grain(index_t C) { return std::max<index_t>(1, 8192 / std::max<index_t>(1, C)); }
+
+// One row of softmax cross-entropy; returns the row loss, writes the row gradient times g_scale.
+// exp is evaluated twice rather than stored, so nothing is allocated for any number of classes.
+// NaN or +inf in a row gives a NaN loss (visible, not hidden).
+template <class T>
+FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, std::int64_t y,
+                              index_t C, double eps, T g_scale, bool acc) {
+  T mx = s[0];
+  for (index_t j = 1; j < C; ++j) mx = s[j] > mx ? s[j] : mx;
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (index_t j = 0; j < C; ++j) sum += double(vm::exp(T(s[j] - mx)));
+  const double lse = std::log(sum);  // log sum exp(s - mx)
+  const double off = C > 1 ? eps / double(C - 1) : 0.0;
+  const double on = 1.0 - eps;
+  // loss = -sum_j t_j * log p_j = lse - sum_j t_j (s_j - mx), since sum_j t_j = 1
+  double loss;
+  if (eps == 0.0) {
+    loss = lse - (double(s[y]) - double(mx));
+  } else {
+    double dot = 0.0;
+    for (index_t j = 0; j < C; ++j) dot += (j == y ? on : off) * (double(s[j]) - double(mx));
+    loss = lse - dot;
+  }
+  if (d) {
+    const T inv = T(1.0 / sum);
+    const T t_on = T(on), t_off = T(off);
+    if (acc) {
+#pragma omp simd
+      for (index_t j = 0; j < C; ++j)
+        d[j] += g_scale * (vm::exp(T(s[j] - mx)) * inv - (j == y ? t_on : t_off));
+    } else {
+#pragma omp simd
+      for (index_t j = 0; j < C; ++j)
+        d[j] = g_scale * (vm::exp(T(s[j] - mx)) * inv - (j == y ? t_on : t_off));
+    }
+  }
+  return loss;
+}
+
+template <class T>
+FASTNN_INLINE double svm_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, std::int64_t y,
+                             index_t C, T margin, T g_scale, bool acc) {
+  const T sy = s[y];
+  double loss = 0.0;
+  index_t count = 0;
+  for (index_t j = 0; j < C; ++j) {
+    if (j == y) continue;
+    const T m = s[j] - sy + margin;
+    if (m > T(0)) {
+      loss += double(m);
+      ++count;
+    }
+    if (d) {
+      const T g = m > T(0) ? g_scale : T(0);
+      d[j] = acc ? d[j] + g : g;
+    }
+  }
+  if (d) {
+    const T g = -T(count) * g_scale;
+    d[y] = acc ? d[y] + g : g;
+  }
+  return loss;
+}
+
+}  // namespace
+
+template <class T>
+index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const std::int64_t* y,
+                              index_t N, index_t C, double eps, bool acc) {
+  const index_t bad = first_bad_label(y, N, C);
+  if (bad >= 0) return bad;
+  const T g_scale = T(1.0 / double(N));
+  const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
+    double s = 0.0;
+    for (index_t r = r0; r < r1; ++r)
+      s += xent_row(dscores ? dscores + r * C : nullptr, scores + r * C, y[r], C, eps, g_scale, acc);
+    return s;
+  });
+  *loss = total / double(N);
+  return -1;
+}
+
+template <class T>
+index_t svm_loss(double* loss, T* dscores, const T* scores, const std::int64_t* y, index_t N,
+                 index_t C, double margin, bool acc) {
+  const index_t bad = first_bad_label(y, N, C);
+  if (bad >= 0) return bad;
+  const T g_scale = T(1.0 / double(N));
+  const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
+    double s = 0.0;
+    for (index_t r = r0; r < r1; ++r)
+      s += svm_row(dscores ? dscores + r * C : nullptr, scores + r * C, y[r], C, T(margin), g_scale, acc);
+    return s;
+  });
+  *loss = total / double(N);
+  return -1;
+}
+
+template <class T>
+void mse_loss(double* loss, T* dpred, const T* pred, const T* target, index_t n, double scale,
+              bool acc) {
+  const T g = T(2.0 * scale);
+  const double total = parallel_sum(n, 8192, [&](index_t lo, index_t hi) {
+    double s = 0.0;
+    for (index_t i = lo; i < hi; ++i) {
+      const T e = pred[i] - target[i];
+      s += double(e) * double(e);
+      if (dpred) dpred[i] = acc ? dpred[i] + g * e : g * e;
+    }
+    return s;
+  });
+  *loss = total * scale;
+}
+
+template <class T>
+void softmax(T* out, const T* scores, index_t N, index_t C) {
+  parallel_for(N, row_grain(C), [&](index_t r0, index_t r1) {
+    for (index_t r = r0; r < r1; ++r) {
+      const T* s = scores + r * C;
+      T* o = out + r * C;
+      T mx = s[0];
+      for (index_t j = 1; j < C; ++j) mx = s[j] > mx ? s[j] : mx;
+      double sum = 0.0;
+      for (index_t j = 0; j < C; ++j) {
+        o[j] = vm::exp(T(s[j] - mx));
+        sum += double(o[j]);
+      }
+      const T inv = T(1.0 / sum);
+      for (index_t j = 0; j < C; ++j) o[j] *= inv;
+    }
+  }, 1);
+}
+
+namespace ref {
+template <class T>
+index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const std::int64_t* y,
+                              index_t N, index_t C, double eps, bool acc) {
+  for (index_t i = 0; i < N; ++i)
+    if (y[i] < 0 || y[i] >= C) return i;
+  double total = 0;
+  for (index_t i = 0; i < N; ++i) {
+    const T* s = scores + i * C;
+    double mx = s[0];
+    for (index_t j = 1; j < C; ++j) mx = std::max(mx, double(s[j]));
+    double sum = 0;
+    for (index_t j = 0; j < C; ++j) sum += std::exp(double(s[j]) - mx);
+    for (index_t j = 0; j < C; ++j) {
+      const double t = j == y[i] ? 1.0 - eps : (C > 1 ? eps / (C - 1) : 0.0);
+      const double logp = double(s[j]) - mx - std::log(sum);
+      total -= t * logp;
+      if (dscores) {
+        const double g = (std::exp(logp) - t) / N;
+        dscores[i * C + j] = acc ? T(dscores[i * C + j] + g) : T(g);
+      }
+    }
+  }
+  *loss = total / N;
+  return -1;
+}
+template <class T>
+index_t svm_loss(double* loss, T* dscores, const T* scores, const std::int64_t* y, index_t N,
+                 index_t C, double margin, bool acc) {
+  for (index_t i = 0; i < N; ++i)
+    if (y[i] < 0 || y[i] >= C) return i;
+  double total = 0;
+  if (dscores && !acc)
+    for (index_t k = 0; k < N * C; ++k) dscores[k] = 0;
+  for (index_t i = 0; i < N; ++i)
+    for (index_t j = 0; j < C; ++j) {
+      if (j == y[i]) continue;
+      const double m = double(scores[i * C + j]) - double(scores[i * C + y[i]]) + margin;
+      if (m > 0) {
+        total += m;
+        if (dscores) {
+          dscores[i * C + j] += T(1.0 / N);
+          dscores[i * C + y[i]] -= T(1.0 / N);
+        }
+      }
+    }
+  *loss = total / N;
+  return -1;
+}
+template <class T>
+void mse_loss(double* loss, T* dpred, const T* pred, const T* target, index_t n, double scale,
+              bool acc) {
+  double total = 0;
+  for (index_t i = 0; i < n; ++i) {
+    const double e = double(pred[i]) - double(target[i]);
+    total += e * e;
+    if (dpred) dpred[i] = acc ? T(dpred[i] + 2 * scale * e) : T(2 * scale * e);
+  }
+  *loss = total * scale;
+}
+}  // namespace ref
+}  // namespace fastnn
+
+using fastnn::index_t;
+#define FASTNN_INSTANTIATE_LOSS(NS, T)                                                           \
+  template index_t NS::softmax_cross_entropy<T>(double*, T*, const T*, const std::int64_t*,      \
+                                                index_t, index_t, double, bool);                 \
+  template index_t NS::svm_loss<T>(double*, T*, const T*, const std::int64_t*, index_t, index_t, \
+                                   double, bool);                                                \
+  template void NS::mse_loss<T>(double*, T*, const T*, const T*, index_t, double, bool);
+FASTNN_INSTANTIATE_LOSS(fastnn, float)
+FASTNN_INSTANTIATE_LOSS(fastnn, double)
+FASTNN_INSTANTIATE_LOSS(fastnn::ref, float)
+FASTNN_INSTANTIATE_LOSS(fastnn::ref, double)
+template void fastnn::softmax<float>(float*, const float*, index_t, index_t);
+template void fastnn::softmax<double>(double*, const double*, index_t, index_t);

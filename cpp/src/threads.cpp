@@ -1,0 +1,117 @@
+// Thread-count policy for the kernels and for BLAS (see threads.h).
+#include "fastnn/threads.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "blas_api.h"
+
+namespace fastnn {
+
+namespace {
+
+std::atomic<int> g_num_threads{0};
+bool g_blas_callback = false;
+
+int env_threads(const char* name) {
+  const char* s = std::getenv(name);
+  if (!s || !*s) return 0;
+  char* end = nullptr;
+  long v = std::strtol(s, &end, 10);  // OMP_NUM_THREADS may be a list "4,2": take the first level
+  if (end == s || v < 1) return 0;
+  return v > 4096 ? 4096 : static_cast<int>(v);
+}
+
+#if defined(FASTNN_OPENMP) && defined(FASTNN_HAVE_BLAS_CALLBACK)
+// OpenBLAS hands us `numjobs` jobs that must all run at the same time (its level-3 jobs wait on
+// each other), so the team has exactly numjobs threads and each thread takes one job.
+void blas_threads_callback(int /*sync*/, openblas_dojob_callback dojob, int numjobs,
+                           size_t jobdata_elsize, void* jobdata, int dojob_data) {
+  char* base = static_cast<char*>(jobdata);
+#pragma omp parallel num_threads(numjobs)
+  {
+    const int i = omp_get_thread_num();
+    dojob(i, base + static_cast<size_t>(i) * jobdata_elsize, dojob_data);
+  }
+}
+#endif
+
+void init_once() {
+  static std::once_flag flag;
+  std::call_once(flag, [] {
+    int n = env_threads("FASTNN_NUM_THREADS");
+    if (!n) n = env_threads("OMP_NUM_THREADS");
+    if (!n) n = hardware_threads();
+#if defined(FASTNN_OPENMP)
+    omp_set_dynamic(0);  // the BLAS callback needs the full team it asks for
+#endif
+#if defined(FASTNN_OPENMP) && defined(FASTNN_HAVE_BLAS_CALLBACK)
+    if (!std::getenv("FASTNN_BLAS_OWN_THREADS")) {
+      FASTNN_BLAS_FN(set_threads_callback_function)(blas_threads_callback);
+      g_blas_callback = true;
+    }
+#endif
+#if defined(FASTNN_HAVE_BLAS_THREADS)
+    FASTNN_BLAS_FN(set_num_threads)(n);
+#endif
+    g_num_threads.store(n);
+  });
+}
+
+}  // namespace
+
+int hardware_threads() {
+#if defined(FASTNN_OPENMP)
+  int n = omp_get_num_procs();
+#else
+  int n = static_cast<int>(std::thread::hardware_concurrency());
+#endif
+  return n > 0 ? n : 1;
+}
+
+int get_num_threads() {
+  int n = g_num_threads.load(std::memory_order_relaxed);
+  if (n > 0) return n;
+  init_once();
+  return g_num_threads.load();
+}
+
+void set_num_threads(int n) {
+  init_once();
+  if (n < 1) n = 1;
+  if (n > 4096) n = 4096;
+#if defined(FASTNN_HAVE_BLAS_THREADS)
+  FASTNN_BLAS_FN(set_num_threads)(n);
+#endif
+  g_num_threads.store(n);
+}
+
+bool blas_uses_fastnn_pool() {
+  init_once();
+  return g_blas_callback;
+}
+
+const char* blas_info() {
+#if defined(FASTNN_BLAS_SCIPY_OPENBLAS)
+  return "scipy-openblas32";
+#elif defined(FASTNN_BLAS_OPENBLAS)
+  return "system OpenBLAS";
+#else
+  return "system BLAS";
+#endif
+}
+
+const char* simd_level() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return "avx512";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+#endif
+  return "baseline";
+}
+
+}  // namespace fastnn
