@@ -59,12 +59,8 @@ py::array input(py::handle obj, const char* fn, const char* name) {
   if (py::isinstance<py::array>(obj)) {
     a = py::reinterpret_borrow<py::array>(obj);
   } else {
-    try {
-      a = py::array::ensure(obj);
-    } catch (...) {
-      a = py::array();
-    }
-    if (!a) throw py::type_error(prefix(fn, name) + " must be an array, got " + type_str(obj));
+    a = py::array::ensure(obj);  // a null handle (not an empty array) on failure
+    if (!a.ptr()) throw py::type_error(prefix(fn, name) + " must be an array, got " + type_str(obj));
   }
   (void)float_dtype(a, fn, name);
   if (a.dtype().byteorder() == '>')
@@ -73,7 +69,7 @@ py::array input(py::handle obj, const char* fn, const char* name) {
   if (!(a.flags() & py::array::c_style)) {
     // Documented copy of a read-only input (e.g. a transposed or sliced view).
     a = py::array::ensure(a, py::array::c_style | py::array::forcecast);
-    if (!a) throw py::error_already_set();
+    if (!a.ptr()) throw py::type_error(prefix(fn, name) + " could not be made C-contiguous");
   }
   return a;
 }
@@ -90,13 +86,9 @@ py::array input(py::handle obj, const char* fn, const char* name, DType dt) {
 
 py::array labels(py::handle obj, const char* fn, const char* name, py::ssize_t n) {
   if (obj.is_none()) throw py::type_error(prefix(fn, name) + " is required, got None");
-  py::array a;
-  try {
-    a = py::array::ensure(obj);
-  } catch (...) {
-    a = py::array();
-  }
-  if (!a) throw py::type_error(prefix(fn, name) + " must be an array of integer labels, got " + type_str(obj));
+  py::array a = py::array::ensure(obj);  // a null handle on failure
+  if (!a.ptr())
+    throw py::type_error(prefix(fn, name) + " must be an array of integer labels, got " + type_str(obj));
   const char kind = a.dtype().kind();
   if (kind != 'i' && kind != 'u')
     throw py::type_error(prefix(fn, name) + " must hold integer class labels, got dtype " +
@@ -114,7 +106,7 @@ py::array labels(py::handle obj, const char* fn, const char* name, py::ssize_t n
                               std::to_string(p[i]) + " is not a valid class label");
   }
   py::array out = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
-  if (!out) throw py::error_already_set();
+  if (!out.ptr()) throw py::type_error(prefix(fn, name) + " could not be converted to int64 labels");
   return out;
 }
 

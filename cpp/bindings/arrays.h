@@ -13,6 +13,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ namespace fastnn::bind {
 
 namespace py = pybind11;
 using Shape = std::vector<py::ssize_t>;
+// An optional array argument. (A default-constructed py::array is a real, empty array — not a
+// null — so "absent" must be spelled with std::optional.)
+using OptArray = std::optional<py::array>;
 
 enum class DType { f32, f64 };
 
@@ -69,6 +73,14 @@ T* ptr(py::array& a) {
 template <class T>
 const T* cptr(const py::array& a) {
   return static_cast<const T*>(a.data());
+}
+template <class T>
+T* ptr(OptArray& a) {
+  return a ? static_cast<T*>(a->mutable_data()) : nullptr;
+}
+template <class T>
+const T* cptr(const OptArray& a) {
+  return a ? static_cast<const T*>(a->data()) : nullptr;
 }
 
 // Call f with a value of the C++ type for dt.

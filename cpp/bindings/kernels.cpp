@@ -335,7 +335,7 @@ void bind_activations(py::module_& m) {
         if (k < 1) throw py::value_error(std::string(fn) + ": argument 'k' must be >= 1, got " + std::to_string(k));
         const py::ssize_t N = dout.shape(0), D = dout.shape(1);
         auto am = py::array_t<std::int32_t, py::array::c_style | py::array::forcecast>::ensure(argmax_);
-        if (!am || shape_of(am) != Shape{N, D})
+        if (!am.ptr() || shape_of(am) != Shape{N, D})
           throw py::value_error(std::string(fn) + ": argument 'argmax' must be an integer array of shape " + shape_str({N, D}));
         const auto* a = am.data();
         for (py::ssize_t i = 0; i < N * D; ++i)
@@ -375,22 +375,22 @@ void bind_dense(py::module_& m) {
           throw py::value_error(std::string(fn) + ": argument 'w' must have shape (" + std::to_string(D) +
                                 ", M) to match the " + std::to_string(D) + " features of x " +
                                 shape_str(shape_of(x)) + ", got " + shape_str(shape_of(w)));
-        py::array b;
+        OptArray b;
         if (!b_.is_none()) {
           b = input(b_, fn, "b", dt);
-          require_shape(b, fn, "b", {M}, "one bias per output");
+          require_shape(*b, fn, "b", {M}, "one bias per output");
         }
         require_blas_dims(fn, N, M, D);
         py::array out = output(out_, fn, "out", dt, {N, M});
         require_no_overlap(out, "out", x, "x", fn, false);
         require_no_overlap(out, "out", w, "w", fn, false);
-        if (b) require_no_overlap(out, "out", b, "b", fn, false);
+        if (b) require_no_overlap(out, "out", *b, "b", fn, false);
         dispatch(dt, [&](auto t) {
           using T = decltype(t);
           T* o = ptr<T>(out);
           const T* xi = cptr<T>(x);
           const T* wi = cptr<T>(w);
-          const T* bi = b ? cptr<T>(b) : nullptr;
+          const T* bi = cptr<T>(b);
           py::gil_scoped_release nogil;
           FASTNN_K(dense_forward)(o, xi, wi, bi, index_t(N), index_t(D), index_t(M));
         });
@@ -415,21 +415,21 @@ void bind_dense(py::module_& m) {
         require_shape(dout, fn, "dout", {N, M}, "rows of x by columns of w");
         require_blas_dims(fn, N, M, D);
         py::object dx = py::none(), dw = py::none(), db = py::none();
-        py::array dxa, dwa, dba;
-        if (need_dx) { dxa = grad_output(dx_, fn, "dx", dt, shape_of(x), acc); dx = dxa; }
-        if (need_dw) { dwa = grad_output(dw_, fn, "dw", dt, {D, M}, acc); dw = dwa; }
-        if (need_db) { dba = grad_output(db_, fn, "db", dt, {M}, acc); db = dba; }
+        OptArray dxa, dwa, dba;
+        if (need_dx) { dxa = grad_output(dx_, fn, "dx", dt, shape_of(x), acc); dx = *dxa; }
+        if (need_dw) { dwa = grad_output(dw_, fn, "dw", dt, {D, M}, acc); dw = *dwa; }
+        if (need_db) { dba = grad_output(db_, fn, "db", dt, {M}, acc); db = *dba; }
         for (auto* o : {&dxa, &dwa, &dba}) {
           if (!*o) continue;
-          require_no_overlap(*o, "gradient", dout, "dout", fn, false);
-          require_no_overlap(*o, "gradient", x, "x", fn, false);
-          require_no_overlap(*o, "gradient", w, "w", fn, false);
+          require_no_overlap(**o, "gradient", dout, "dout", fn, false);
+          require_no_overlap(**o, "gradient", x, "x", fn, false);
+          require_no_overlap(**o, "gradient", w, "w", fn, false);
         }
         dispatch(dt, [&](auto t) {
           using T = decltype(t);
-          T* pdx = dxa ? ptr<T>(dxa) : nullptr;
-          T* pdw = dwa ? ptr<T>(dwa) : nullptr;
-          T* pdb = dba ? ptr<T>(dba) : nullptr;
+          T* pdx = ptr<T>(dxa);
+          T* pdw = ptr<T>(dwa);
+          T* pdb = ptr<T>(dba);
           const T* g = cptr<T>(dout);
           const T* xi = cptr<T>(x);
           const T* wi = cptr<T>(w);
@@ -467,9 +467,9 @@ void bind_batchnorm(py::module_& m) {
         require_ndim(x, fn, "x", 2, 2);
         require_nonempty(x, fn, "x");
         const py::ssize_t N = x.shape(0), D = x.shape(1);
-        py::array gamma = gamma_.is_none() ? py::array() : param(gamma_, fn, "gamma", dt, D);
-        py::array beta = beta_.is_none() ? py::array() : param(beta_, fn, "beta", dt, D);
-        py::array rm, rv;
+        OptArray gamma, beta, rm, rv;
+        if (!gamma_.is_none()) gamma = param(gamma_, fn, "gamma", dt, D);
+        if (!beta_.is_none()) beta = param(beta_, fn, "beta", dt, D);
         if (!rm_.is_none()) rm = inout(rm_, fn, "running_mean", dt, {D});
         if (!rv_.is_none()) rv = inout(rv_, fn, "running_var", dt, {D});
         py::array out = output(out_, fn, "out", dt, {N, D});
@@ -481,11 +481,11 @@ void bind_batchnorm(py::module_& m) {
           T* o = ptr<T>(out);
           T* mu = ptr<T>(mean);
           T* is = ptr<T>(invstd);
-          T* prm = rm ? ptr<T>(rm) : nullptr;
-          T* prv = rv ? ptr<T>(rv) : nullptr;
+          T* prm = ptr<T>(rm);
+          T* prv = ptr<T>(rv);
           const T* xi = cptr<T>(x);
-          const T* g = gamma ? cptr<T>(gamma) : nullptr;
-          const T* b = beta ? cptr<T>(beta) : nullptr;
+          const T* g = cptr<T>(gamma);
+          const T* b = cptr<T>(beta);
           py::gil_scoped_release nogil;
           FASTNN_K(batchnorm_forward_train)(o, mu, is, prm, prv, xi, g, b, index_t(N), index_t(D),
                                             T(eps), T(momentum), unbiased);
@@ -507,8 +507,9 @@ void bind_batchnorm(py::module_& m) {
         const DType dt = float_dtype(x, fn, "x");
         require_ndim(x, fn, "x", 2, 2);
         const py::ssize_t N = x.shape(0), D = x.shape(1);
-        py::array gamma = gamma_.is_none() ? py::array() : param(gamma_, fn, "gamma", dt, D);
-        py::array beta = beta_.is_none() ? py::array() : param(beta_, fn, "beta", dt, D);
+        OptArray gamma, beta;
+        if (!gamma_.is_none()) gamma = param(gamma_, fn, "gamma", dt, D);
+        if (!beta_.is_none()) beta = param(beta_, fn, "beta", dt, D);
         py::array rm = param(rm_, fn, "running_mean", dt, D);
         py::array rv = param(rv_, fn, "running_var", dt, D);
         py::array out = output(out_, fn, "out", dt, {N, D});
@@ -517,8 +518,8 @@ void bind_batchnorm(py::module_& m) {
           using T = decltype(t);
           T* o = ptr<T>(out);
           const T* xi = cptr<T>(x);
-          const T* g = gamma ? cptr<T>(gamma) : nullptr;
-          const T* b = beta ? cptr<T>(beta) : nullptr;
+          const T* g = cptr<T>(gamma);
+          const T* b = cptr<T>(beta);
           const T* prm = cptr<T>(rm);
           const T* prv = cptr<T>(rv);
           py::gil_scoped_release nogil;
@@ -540,7 +541,8 @@ void bind_batchnorm(py::module_& m) {
         const py::ssize_t N = dout.shape(0), D = dout.shape(1);
         py::array x = input(x_, fn, "x", dt);
         require_shape(x, fn, "x", {N, D}, "it must match dout");
-        py::array gamma = gamma_.is_none() ? py::array() : param(gamma_, fn, "gamma", dt, D);
+        OptArray gamma;
+        if (!gamma_.is_none()) gamma = param(gamma_, fn, "gamma", dt, D);
         py::array mean = param(mean_, fn, "mean", dt, D);
         py::array invstd = param(invstd_, fn, "invstd", dt, D);
         py::array dx = grad_output(dx_, fn, "dx", dt, {N, D}, acc);
@@ -555,7 +557,7 @@ void bind_batchnorm(py::module_& m) {
           T* pdb = ptr<T>(dbeta);
           const T* g = cptr<T>(dout);
           const T* xi = cptr<T>(x);
-          const T* ga = gamma ? cptr<T>(gamma) : nullptr;
+          const T* ga = cptr<T>(gamma);
           const T* mu = cptr<T>(mean);
           const T* is = cptr<T>(invstd);
           py::gil_scoped_release nogil;
@@ -657,17 +659,17 @@ void def_class_loss(py::module_& m, const char* name, const char* param, double 
         const py::ssize_t N = s.shape(0), C = s.shape(1);
         py::array y = labels(y_, name, "y", N);
         py::object dret = py::none();
-        py::array d;
+        OptArray d;
         if (need_grad) {
           d = grad_output(d_, name, "dscores", dt, {N, C}, acc);
-          require_no_overlap(d, "dscores", s, "scores", name, false);
-          dret = d;
+          require_no_overlap(*d, "dscores", s, "scores", name, false);
+          dret = *d;
         }
         double loss = 0;
         index_t bad = -1;
         dispatch(dt, [&](auto t) {
           using T = decltype(t);
-          T* pd = d ? ptr<T>(d) : nullptr;
+          T* pd = ptr<T>(d);
           const T* ps = cptr<T>(s);
           const auto* py_ = static_cast<const std::int64_t*>(y.data());
           py::gil_scoped_release nogil;
@@ -711,17 +713,17 @@ void bind_loss(py::module_& m) {
         const double scale = scale_.is_none() ? 1.0 / double(p.size()) : scale_.cast<double>();
         require_range(scale, fn, "scale", 0, kInf, false, true);
         py::object dret = py::none();
-        py::array d;
+        OptArray d;
         if (need_grad) {
           d = grad_output(d_, fn, "dpred", dt, shape_of(p), acc);
-          require_no_overlap(d, "dpred", tg, "target", fn, false);
-          require_no_overlap(d, "dpred", p, "pred", fn, true);
-          dret = d;
+          require_no_overlap(*d, "dpred", tg, "target", fn, false);
+          require_no_overlap(*d, "dpred", p, "pred", fn, true);
+          dret = *d;
         }
         double loss = 0;
         dispatch(dt, [&](auto t) {
           using T = decltype(t);
-          T* pd = d ? ptr<T>(d) : nullptr;
+          T* pd = ptr<T>(d);
           const T* pp = cptr<T>(p);
           const T* pt = cptr<T>(tg);
           py::gil_scoped_release nogil;
@@ -745,15 +747,15 @@ void def_penalty(py::module_& m, const char* name, Call call, const char* doc) {
         require_range(lam, name, "reg", 0, kInf, false, true);
         py::array w = input(w_, name, "w");
         const DType dt = float_dtype(w, name, "w");
-        py::array g;
+        OptArray g;
         if (!g_.is_none()) {
           g = inout(g_, name, "grad", dt, shape_of(w));
-          require_no_overlap(g, "grad", w, "w", name, false);
+          require_no_overlap(*g, "grad", w, "w", name, false);
         }
         double loss = 0;
         dispatch(dt, [&](auto t) {
           using T = decltype(t);
-          T* pg = g ? ptr<T>(g) : nullptr;
+          T* pg = ptr<T>(g);
           const T* pw = cptr<T>(w);
           py::gil_scoped_release nogil;
           loss = call(t, pg, pw, index_t(w.size()), lam, acc);

@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "fastnn/common.h"
+#include "fastnn/gemm.h"
 #include "fastnn/threads.h"
 
 namespace py = pybind11;
@@ -23,8 +24,11 @@ PYBIND11_MODULE(_core, m) {
       py::arg("n"), "Set the threads used by the kernels and by BLAS (>= 1).");
   m.def("hardware_threads", &fastnn::hardware_threads, "Logical cores available to this process.");
   m.def("blas_info", &fastnn::blas_info, "The BLAS fastnn's GEMMs run on.");
-  m.def("blas_uses_fastnn_pool", &fastnn::blas_uses_fastnn_pool,
-        "True when BLAS's parallel jobs run on fastnn's OpenMP pool.");
+  m.def("gemm_threading", &fastnn::gemm_threading_name,
+        "How GEMMs use threads: 'tiles' (default, reproducible), 'callback' or 'openblas' "
+        "(set with FASTNN_GEMM_THREADING before import).");
+  m.def("gemm_tiles", &fastnn::gemm_tiles, py::arg("M"), py::arg("N"), py::arg("K"),
+        "Slabs a GEMM of this shape is cut into under the 'tiles' policy.");
   m.def("simd_level", &fastnn::simd_level, "ISA the dispatched kernels use on this CPU.");
 #if defined(FASTNN_OPENMP)
   m.attr("openmp") = true;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "blas_api.h"
@@ -13,7 +14,7 @@ namespace fastnn {
 namespace {
 
 std::atomic<int> g_num_threads{0};
-bool g_blas_callback = false;
+GemmThreading g_gemm = GemmThreading::Tiles;
 
 int env_threads(const char* name) {
   const char* s = std::getenv(name);
@@ -38,6 +39,9 @@ void blas_threads_callback(int /*sync*/, openblas_dojob_callback dojob, int numj
 }
 #endif
 
+// Threads BLAS itself should use for a fastnn thread count of n.
+int blas_threads_for(int n) { return g_gemm == GemmThreading::Tiles ? 1 : n; }
+
 void init_once() {
   static std::once_flag flag;
   std::call_once(flag, [] {
@@ -47,14 +51,19 @@ void init_once() {
 #if defined(FASTNN_OPENMP)
     omp_set_dynamic(0);  // the BLAS callback needs the full team it asks for
 #endif
+    const char* mode = std::getenv("FASTNN_GEMM_THREADING");
+    if (mode && std::string(mode) == "openblas") g_gemm = GemmThreading::OpenBLAS;
 #if defined(FASTNN_OPENMP) && defined(FASTNN_HAVE_BLAS_CALLBACK)
-    if (!std::getenv("FASTNN_BLAS_OWN_THREADS")) {
+    if (mode && std::string(mode) == "callback") {
       FASTNN_BLAS_FN(set_threads_callback_function)(blas_threads_callback);
-      g_blas_callback = true;
+      g_gemm = GemmThreading::Callback;
     }
 #endif
+#if !defined(FASTNN_HAVE_BLAS_THREADS)
+    // A BLAS whose threads we cannot control keeps its own; fastnn still tiles on top of it.
+#endif
 #if defined(FASTNN_HAVE_BLAS_THREADS)
-    FASTNN_BLAS_FN(set_num_threads)(n);
+    FASTNN_BLAS_FN(set_num_threads)(blas_threads_for(n));
 #endif
     g_num_threads.store(n);
   });
@@ -83,14 +92,23 @@ void set_num_threads(int n) {
   if (n < 1) n = 1;
   if (n > 4096) n = 4096;
 #if defined(FASTNN_HAVE_BLAS_THREADS)
-  FASTNN_BLAS_FN(set_num_threads)(n);
+  FASTNN_BLAS_FN(set_num_threads)(blas_threads_for(n));
 #endif
   g_num_threads.store(n);
 }
 
-bool blas_uses_fastnn_pool() {
+GemmThreading gemm_threading() {
   init_once();
-  return g_blas_callback;
+  return g_gemm;
+}
+
+const char* gemm_threading_name() {
+  switch (gemm_threading()) {
+    case GemmThreading::Tiles: return "tiles";
+    case GemmThreading::Callback: return "callback";
+    case GemmThreading::OpenBLAS: return "openblas";
+  }
+  return "?";
 }
 
 const char* blas_info() {

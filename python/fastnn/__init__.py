@@ -29,12 +29,12 @@ def build_info() -> dict[str, object]:
     Returns
     -------
     dict
-        Keys ``blas``, ``blas_on_fastnn_pool``, ``openmp``, ``simd``, ``num_threads``,
+        Keys ``blas``, ``gemm_threading``, ``openmp``, ``simd``, ``num_threads``,
         ``hardware_threads``.
     """
     return {
         "blas": _core.blas_info(),
-        "blas_on_fastnn_pool": _core.blas_uses_fastnn_pool(),
+        "gemm_threading": _core.gemm_threading(),
         "openmp": bool(_core.openmp),
         "simd": _core.simd_level(),
         "num_threads": _core.get_num_threads(),

@@ -1,13 +1,17 @@
 // fastnn/threads.h — one thread pool for the kernels and for BLAS.
 //
-// Policy (measured, see the issue notes): OpenMP is the only pool. When the BLAS is OpenBLAS
-// with a threads callback (>= 0.3.28), its parallel GEMM jobs are handed to our OpenMP team, so two
-// spinning pools never fight over the cores. set_num_threads() sets both the kernels' and BLAS's
-// thread count; the initial value honours OMP_NUM_THREADS, else all cores.
+// Policy (measured, see gemm.h and the issue notes): OpenMP is the only pool. By default BLAS runs
+// single-threaded and fastnn splits each GEMM into tiles on its own OpenMP team (GemmThreading::
+// Tiles), which makes GEMM results independent of the thread count and leaves no second pool to
+// spin. FASTNN_GEMM_THREADING=callback instead hands OpenBLAS's own parallel jobs to our OpenMP
+// team (OpenBLAS >= 0.3.28), and =openblas leaves OpenBLAS its own pthreads pool (both faster on
+// some shapes, neither reproducible across thread counts). set_num_threads() sets the kernels' and
+// BLAS's thread count together; the initial value honours FASTNN_NUM_THREADS, then
+// OMP_NUM_THREADS, else all cores.
 //
-// Work is split into contiguous chunks whose boundaries depend only on the size and the thread
-// count, and every reduction in fastnn is ordered independently of the thread count, so results
-// are bitwise identical with 1 thread and with N.
+// Elementwise work is split into chunks whose results do not depend on the split, and every
+// reduction in fastnn is ordered independently of the thread count, so results are bitwise
+// identical with 1 thread and with N.
 #pragma once
 
 #include <algorithm>
@@ -26,10 +30,17 @@ int get_num_threads();
 void set_num_threads(int n);
 // Number of logical cores available to the process.
 int hardware_threads();
-// Name of the BLAS in use and how its threads are run (for reports).
+// Name of the BLAS in use (for reports).
 const char* blas_info();
-// True when BLAS's parallel jobs run on fastnn's OpenMP pool (the threads callback).
-bool blas_uses_fastnn_pool();
+
+// How GEMMs use threads (chosen once, from FASTNN_GEMM_THREADING, at first use).
+enum class GemmThreading {
+  Tiles,     // fastnn tiles on its OpenMP pool, single-threaded BLAS per tile (reproducible)
+  Callback,  // OpenBLAS's threaded driver, its jobs run on fastnn's OpenMP pool
+  OpenBLAS,  // OpenBLAS's threaded driver on its own pthreads pool
+};
+GemmThreading gemm_threading();
+const char* gemm_threading_name();
 
 // Call f(lo, hi) on contiguous chunks covering [0, n). A chunk holds at least `min_chunk`
 // items (so small work runs on one thread); boundaries are rounded to multiples of `align`
