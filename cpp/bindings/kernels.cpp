@@ -7,7 +7,9 @@
 // accumulate=True, in which case the given output arrays are added into.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <limits>
 
@@ -986,6 +988,13 @@ void bind_kernels(py::module_& m) {
         return out;
       },
       "scores"_a, py::kw_only(), "out"_a = py::none(), "Row-wise softmax probabilities.");
+  m.def(
+      "philox4x32_10",
+      [](std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) {
+        fastnn::Philox4x32::block(ctr.data(), key[0], key[1]);
+        return ctr;
+      },
+      "counter"_a, "key"_a, "The raw Philox4x32-10 block function (for known-answer tests).");
   m.def(
       "philox_uint32",
       [](py::ssize_t n, std::uint64_t seed, std::uint64_t stream, py::ssize_t first) {

@@ -30,6 +30,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("gemm_tiles", &fastnn::gemm_tiles, py::arg("M"), py::arg("N"), py::arg("K"),
         "Slabs a GEMM of this shape is cut into under the 'tiles' policy.");
   m.def("simd_level", &fastnn::simd_level, "ISA the dispatched kernels use on this CPU.");
+  m.def("measure_clock_ghz", &fastnn::measure_clock_ghz,
+        "Core clock in GHz from a dependent-add loop (for peak-FLOP/s estimates).");
 #if defined(FASTNN_OPENMP)
   m.attr("openmp") = true;
 #else

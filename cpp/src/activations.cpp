@@ -3,6 +3,7 @@
 #include "fastnn/activations.h"
 
 #include <cmath>
+#include <vector>
 
 #include "fastnn/threads.h"
 #include "fastnn/vecmath.h"
@@ -324,15 +325,16 @@ void prelu_forward(T* out, const T* x, const T* a, index_t N, index_t D, index_t
 template <class T>
 void prelu_backward(T* dx, T* da, const T* dout, const T* x, const T* a, index_t N, index_t D,
                     index_t n_a, bool acc) {
-  if (da && !acc)
-    for (index_t j = 0; j < n_a; ++j) da[j] = 0;
+  std::vector<double> s(n_a, 0.0);  // the reference may allocate; it accumulates in double
   for (index_t r = 0; r < N; ++r)
     for (index_t j = 0; j < D; ++j) {
-      const index_t s = n_a == 1 ? 0 : j;
+      const index_t k = n_a == 1 ? 0 : j;
       const T v = x[r * D + j], g = dout[r * D + j];
-      if (dx) put(dx[r * D + j], v > 0 ? g : a[s] * g, acc);
-      if (da && !(v > 0)) da[s] += g * v;
+      if (dx) put(dx[r * D + j], v > 0 ? g : a[k] * g, acc);
+      if (!(v > 0)) s[k] += double(g) * double(v);
     }
+  if (da)
+    for (index_t k = 0; k < n_a; ++k) da[k] = acc ? T(da[k] + s[k]) : T(s[k]);
 }
 template <class T>
 void elu_forward(T* out, const T* x, T alpha, index_t n) {

@@ -1,7 +1,9 @@
 // Inverted dropout with Philox masks (see dropout.h, rng.h).
 #include "fastnn/dropout.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "fastnn/rng.h"
 #include "fastnn/threads.h"
@@ -10,59 +12,59 @@ namespace fastnn {
 
 namespace {
 
-constexpr index_t kBlockElems = 256;  // random bits are made this many at a time, on the stack
+constexpr index_t kGrain = 8192;
 
-// Random bits for elements [first, first + n): whole Philox blocks, vectorised across blocks.
-FASTNN_INLINE void philox_body(std::uint32_t* FASTNN_RESTRICT out, std::uint64_t seed,
-                               std::uint64_t stream, index_t first, index_t n) {
-  index_t i = 0;
-  // leading partial block
-  while (i < n && ((first + i) & 3)) {
-    std::uint32_t c[4];
-    Philox4x32::generate(c, seed, stream, std::uint64_t(first + i) >> 2);
-    out[i] = c[(first + i) & 3];
-    ++i;
+// kByteMask[b] holds 8 bytes, byte k = bit k of b: keep bits -> mask bytes, eight at a time.
+struct ByteMaskTable {
+  std::uint64_t v[256];
+  constexpr ByteMaskTable() : v() {
+    for (int b = 0; b < 256; ++b) {
+      std::uint64_t m = 0;
+      for (int k = 0; k < 8; ++k)
+        if (b & (1 << k)) m |= std::uint64_t(1) << (8 * k);
+      v[b] = m;
+    }
   }
-  const index_t nblk = (n - i) >> 2;
-  const std::uint64_t b0 = std::uint64_t(first + i) >> 2;
-  std::uint32_t* o = out + i;
+};
+constexpr ByteMaskTable kByteMask;
+
+// Apply one 64-element group's keep bits to elements [e0, e1) of the group (e relative to it).
+template <class T>
+FASTNN_INLINE void apply_group(T* FASTNN_RESTRICT y, std::uint8_t* FASTNN_RESTRICT mask,
+                               const T* FASTNN_RESTRICT x, std::uint64_t bits, index_t e0,
+                               index_t e1, T scale) {
+  alignas(64) std::uint8_t m[64];
+  for (int k = 0; k < 8; ++k) std::memcpy(m + 8 * k, &kByteMask.v[(bits >> (8 * k)) & 0xFF], 8);
+  if (mask) std::memcpy(mask + e0, m + e0, std::size_t(e1 - e0));
 #pragma omp simd
-  for (index_t b = 0; b < nblk; ++b) {
-    std::uint32_t c[4];
-    Philox4x32::generate(c, seed, stream, b0 + std::uint64_t(b));
-    o[4 * b + 0] = c[0];
-    o[4 * b + 1] = c[1];
-    o[4 * b + 2] = c[2];
-    o[4 * b + 3] = c[3];
-  }
-  i += nblk * 4;
-  for (; i < n; ++i) {  // trailing partial block
-    std::uint32_t c[4];
-    Philox4x32::generate(c, seed, stream, std::uint64_t(first + i) >> 2);
-    out[i] = c[(first + i) & 3];
-  }
+  for (index_t e = e0; e < e1; ++e) y[e] = m[e] ? x[e] * scale : T(0);
 }
 
+// Elements [first, first + n) of the stream; y, mask, x point at element `first`.
 template <class T>
 FASTNN_INLINE void dropout_fwd_body(T* FASTNN_RESTRICT y, std::uint8_t* FASTNN_RESTRICT mask,
                                     const T* FASTNN_RESTRICT x, index_t first, index_t n,
                                     std::uint64_t thr, T scale, std::uint64_t seed,
                                     std::uint64_t stream) {
-  std::uint32_t bits[kBlockElems];
-  for (index_t s = 0; s < n; s += kBlockElems) {
-    const index_t m = std::min(kBlockElems, n - s);
-    philox_body(bits, seed, stream, first + s, m);
-    if (mask) {
-#pragma omp simd
-      for (index_t i = 0; i < m; ++i) {
-        const bool keep = std::uint64_t(bits[i]) < thr;
-        mask[s + i] = keep ? 1 : 0;
-        y[s + i] = keep ? x[s + i] * scale : T(0);
-      }
-    } else {
-#pragma omp simd
-      for (index_t i = 0; i < m; ++i) y[s + i] = std::uint64_t(bits[i]) < thr ? x[s + i] * scale : T(0);
-    }
+  if (n <= 0) return;
+  const index_t last = first + n;  // exclusive
+  for (index_t g = first / 64; g * 64 < last; ++g) {
+    const std::uint64_t bits = philox_keep_bits64(seed, stream, std::uint64_t(g), thr);
+    const index_t base = g * 64;  // element index of the group's start
+    const index_t e0 = std::max(first, base) - base, e1 = std::min(last, base + 64) - base;
+    const index_t off = base - first;  // group start relative to y/x/mask
+    apply_group(y + off, mask ? mask + off : nullptr, x + off, bits, e0, e1, scale);
+  }
+}
+
+FASTNN_CLONES void mask_leaf(std::uint8_t* mask, index_t first, index_t n, std::uint64_t thr,
+                             std::uint64_t seed, std::uint64_t stream) {
+  const index_t last = first + n;
+  for (index_t g = first / 64; g * 64 < last; ++g) {
+    const std::uint64_t bits = philox_keep_bits64(seed, stream, std::uint64_t(g), thr);
+    const index_t base = g * 64, off = base - first;
+    const index_t e0 = std::max(first, base) - base, e1 = std::min(last, base + 64) - base;
+    for (index_t e = e0; e < e1; ++e) mask[off + e] = (bits >> e) & 1u;
   }
 }
 
@@ -79,20 +81,6 @@ FASTNN_INLINE void dropout_bwd_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTR
   }
 }
 
-FASTNN_CLONES void philox_leaf(std::uint32_t* out, std::uint64_t seed, std::uint64_t stream,
-                               index_t first, index_t n) {
-  philox_body(out, seed, stream, first, n);
-}
-FASTNN_CLONES void mask_leaf(std::uint8_t* mask, index_t first, index_t n, std::uint64_t thr,
-                             std::uint64_t seed, std::uint64_t stream) {
-  std::uint32_t bits[kBlockElems];
-  for (index_t s = 0; s < n; s += kBlockElems) {
-    const index_t m = std::min(kBlockElems, n - s);
-    philox_body(bits, seed, stream, first + s, m);
-#pragma omp simd
-    for (index_t i = 0; i < m; ++i) mask[s + i] = std::uint64_t(bits[i]) < thr ? 1 : 0;
-  }
-}
 #define FASTNN_DROPOUT_LEAVES(T)                                                               \
   FASTNN_CLONES void dropout_fwd_leaf(T* y, std::uint8_t* mask, const T* x, index_t first,     \
                                       index_t n, std::uint64_t thr, T scale, std::uint64_t seed, \
@@ -107,8 +95,6 @@ FASTNN_DROPOUT_LEAVES(float)
 FASTNN_DROPOUT_LEAVES(double)
 #undef FASTNN_DROPOUT_LEAVES
 
-constexpr index_t kGrain = 8192;
-
 }  // namespace
 
 std::uint64_t dropout_threshold(double p) {
@@ -120,7 +106,12 @@ std::uint64_t dropout_threshold(double p) {
 void philox_uint32(std::uint32_t* out, std::uint64_t seed, std::uint64_t stream, index_t first,
                    index_t n) {
   parallel_for(n, kGrain, [&](index_t lo, index_t hi) {
-    philox_leaf(out + lo, seed, stream, first + lo, hi - lo);
+    for (index_t i = lo; i < hi;) {
+      const index_t e = first + i;
+      std::uint32_t c[4];
+      Philox4x32::generate(c, seed, stream, std::uint64_t(e) >> 2);
+      for (index_t j = e & 3; j < 4 && i < hi; ++j, ++i) out[i] = c[j];
+    }
   });
 }
 
@@ -128,7 +119,7 @@ void dropout_mask(std::uint8_t* mask, index_t n, double p, std::uint64_t seed, s
   const std::uint64_t thr = dropout_threshold(p);
   parallel_for(n, kGrain, [&](index_t lo, index_t hi) {
     mask_leaf(mask + lo, lo, hi - lo, thr, seed, stream);
-  });
+  }, 64);
 }
 
 template <class T>
@@ -136,9 +127,10 @@ void dropout_forward(T* out, std::uint8_t* mask, const T* x, index_t n, double p
                      std::uint64_t seed, std::uint64_t stream) {
   const std::uint64_t thr = dropout_threshold(p);
   const T scale = T(1.0 / p);
+  // chunks start on 64-element groups, so no group's bits are computed twice
   parallel_for(n, kGrain, [&](index_t lo, index_t hi) {
     dropout_fwd_leaf(out + lo, mask ? mask + lo : nullptr, x + lo, lo, hi - lo, thr, scale, seed, stream);
-  });
+  }, 64);
 }
 
 template <class T>

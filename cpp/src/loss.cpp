@@ -2,6 +2,7 @@
 #include "fastnn/loss.h"
 
 #include <cmath>
+#include <limits>
 
 #include "fastnn/threads.h"
 #include "fastnn/vecmath.h"
@@ -19,6 +20,8 @@ index_t first_bad_label(const std::int64_t* y, index_t N, index_t C) {
 // Rows per task so that a task handles about 8k scores.
 inline index_t row_grain(index_t C) { return std::max<index_t>(1, 8192 / std::max<index_t>(1, C)); }
 
+constexpr index_t kSmallC = 64;
+
 // One row of softmax cross-entropy; returns the row loss, writes the row gradient times g_scale.
 // exp is evaluated twice rather than stored, so nothing is allocated for any number of classes.
 // NaN or +inf in a row gives a NaN loss (visible, not hidden).
@@ -27,9 +30,43 @@ FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, 
                               index_t C, double eps, T g_scale, bool acc) {
   T mx = s[0];
   for (index_t j = 1; j < C; ++j) mx = s[j] > mx ? s[j] : mx;
+  // exp(s - mx) goes into the gradient row when it is written (not accumulated), else it is
+  // evaluated twice; either way nothing is allocated for any number of classes.
+  const bool scratch = d && !acc;
   double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-  for (index_t j = 0; j < C; ++j) sum += double(vm::exp(T(s[j] - mx)));
+  if (C <= kSmallC) {
+    // Few classes (the common case): pad the row to whole vectors with -inf (exp -> 0), so the
+    // exp loop runs fully vectorised instead of in a scalar remainder loop.
+    alignas(64) T z[kSmallC];
+    const index_t Cp = (C + 15) / 16 * 16;
+    for (index_t j = 0; j < Cp; ++j) z[j] = j < C ? T(s[j] - mx) : -std::numeric_limits<T>::infinity();
+    // (exp and the double-precision sum in one loop stop GCC from vectorising the exp)
+#pragma omp simd
+    for (index_t j = 0; j < Cp; ++j) z[j] = vm::exp(z[j]);
+    for (index_t j = 0; j < C; ++j) sum += double(z[j]);
+    if (d) {
+      const T inv = T(1.0 / sum), t_off = T(C > 1 ? eps / double(C - 1) : 0.0);
+      for (index_t j = 0; j < C; ++j) {
+        const T g = g_scale * (z[j] * inv - t_off);
+        d[j] = acc ? d[j] + g : g;
+      }
+      d[y] -= g_scale * T((1.0 - eps) - (C > 1 ? eps / double(C - 1) : 0.0));
+      d = nullptr;  // done
+    }
+  } else if (scratch) {
+#pragma omp simd
+    for (index_t j = 0; j < C; ++j) d[j] = vm::exp(T(s[j] - mx));
+    for (index_t j = 0; j < C; ++j) sum += double(d[j]);
+  } else {
+    // exp twice, in blocks on the stack, so the sum loop stays separate from the exp loop
+    T z[64];
+    for (index_t j0 = 0; j0 < C; j0 += 64) {
+      const index_t m = std::min<index_t>(64, C - j0);
+#pragma omp simd
+      for (index_t j = 0; j < m; ++j) z[j] = vm::exp(T(s[j0 + j] - mx));
+      for (index_t j = 0; j < m; ++j) sum += double(z[j]);
+    }
+  }
   const double lse = std::log(sum);  // log sum exp(s - mx)
   const double off = C > 1 ? eps / double(C - 1) : 0.0;
   const double on = 1.0 - eps;
@@ -44,16 +81,15 @@ FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, 
   }
   if (d) {
     const T inv = T(1.0 / sum);
-    const T t_on = T(on), t_off = T(off);
-    if (acc) {
+    const T t_off = T(off);
+    if (scratch) {
 #pragma omp simd
-      for (index_t j = 0; j < C; ++j)
-        d[j] += g_scale * (vm::exp(T(s[j] - mx)) * inv - (j == y ? t_on : t_off));
+      for (index_t j = 0; j < C; ++j) d[j] = g_scale * (d[j] * inv - t_off);
     } else {
 #pragma omp simd
-      for (index_t j = 0; j < C; ++j)
-        d[j] = g_scale * (vm::exp(T(s[j] - mx)) * inv - (j == y ? t_on : t_off));
+      for (index_t j = 0; j < C; ++j) d[j] += g_scale * (vm::exp(T(s[j] - mx)) * inv - t_off);
     }
+    d[y] -= g_scale * T(on - off);  // the true class's target is `on`, not `off`
   }
   return loss;
 }
@@ -83,6 +119,25 @@ FASTNN_INLINE double svm_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, s
   return loss;
 }
 
+#define FASTNN_LOSS_LEAVES(T)                                                                   \
+  FASTNN_CLONES double xent_rows_leaf(T* d, const T* s, const std::int64_t* y, index_t r0,      \
+                                      index_t r1, index_t C, double eps, T g_scale, bool acc) {  \
+    double total = 0.0;                                                                         \
+    for (index_t r = r0; r < r1; ++r)                                                           \
+      total += xent_row(d ? d + r * C : nullptr, s + r * C, y[r], C, eps, g_scale, acc);        \
+    return total;                                                                               \
+  }                                                                                             \
+  FASTNN_CLONES double svm_rows_leaf(T* d, const T* s, const std::int64_t* y, index_t r0,       \
+                                     index_t r1, index_t C, T margin, T g_scale, bool acc) {    \
+    double total = 0.0;                                                                         \
+    for (index_t r = r0; r < r1; ++r)                                                           \
+      total += svm_row(d ? d + r * C : nullptr, s + r * C, y[r], C, margin, g_scale, acc);      \
+    return total;                                                                               \
+  }
+FASTNN_LOSS_LEAVES(float)
+FASTNN_LOSS_LEAVES(double)
+#undef FASTNN_LOSS_LEAVES
+
 }  // namespace
 
 template <class T>
@@ -92,10 +147,7 @@ index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const s
   if (bad >= 0) return bad;
   const T g_scale = T(1.0 / double(N));
   const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
-    double s = 0.0;
-    for (index_t r = r0; r < r1; ++r)
-      s += xent_row(dscores ? dscores + r * C : nullptr, scores + r * C, y[r], C, eps, g_scale, acc);
-    return s;
+    return xent_rows_leaf(dscores, scores, y, r0, r1, C, eps, g_scale, acc);
   });
   *loss = total / double(N);
   return -1;
@@ -108,10 +160,7 @@ index_t svm_loss(double* loss, T* dscores, const T* scores, const std::int64_t* 
   if (bad >= 0) return bad;
   const T g_scale = T(1.0 / double(N));
   const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
-    double s = 0.0;
-    for (index_t r = r0; r < r1; ++r)
-      s += svm_row(dscores ? dscores + r * C : nullptr, scores + r * C, y[r], C, T(margin), g_scale, acc);
-    return s;
+    return svm_rows_leaf(dscores, scores, y, r0, r1, C, T(margin), g_scale, acc);
   });
   *loss = total / double(N);
   return -1;
@@ -142,10 +191,9 @@ void softmax(T* out, const T* scores, index_t N, index_t C) {
       T mx = s[0];
       for (index_t j = 1; j < C; ++j) mx = s[j] > mx ? s[j] : mx;
       double sum = 0.0;
-      for (index_t j = 0; j < C; ++j) {
-        o[j] = vm::exp(T(s[j] - mx));
-        sum += double(o[j]);
-      }
+#pragma omp simd
+      for (index_t j = 0; j < C; ++j) o[j] = vm::exp(T(s[j] - mx));
+      for (index_t j = 0; j < C; ++j) sum += double(o[j]);
       const T inv = T(1.0 / sum);
       for (index_t j = 0; j < C; ++j) o[j] *= inv;
     }

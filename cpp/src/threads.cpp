@@ -1,7 +1,10 @@
 // Thread-count policy for the kernels and for BLAS (see threads.h).
 #include "fastnn/threads.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -118,6 +121,30 @@ const char* blas_info() {
   return "system OpenBLAS";
 #else
   return "system BLAS";
+#endif
+}
+
+double measure_clock_ghz() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  using Clock = std::chrono::steady_clock;
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    std::uint64_t x = 0;
+    const std::uint64_t iters = 10'000'000;
+    const auto t0 = Clock::now();
+    for (std::uint64_t i = 0; i < iters; ++i) {
+      // 10 dependent adds: 10 cycles per iteration
+      asm volatile(
+          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\t"
+          "add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0"
+          : "+r"(x));
+    }
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, 10.0 * double(iters) / s / 1e9);
+  }
+  return best;
+#else
+  return 0.0;
 #endif
 }
 

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-# The extension links the OpenBLAS of the scipy-openblas32 wheel through an RPATH; importing the
-# package first also loads that library by its path (a second safety net, e.g. for odd installs).
-try:  # pragma: no cover - exercised by every import
-    import scipy_openblas32 as _scipy_openblas32  # noqa: F401
-except ImportError:  # a build against a system BLAS does not need it
-    _scipy_openblas32 = None
+import os as _os
 
-from fastnn import _core
+# NumPy first: its own OpenBLAS reads the environment when it loads, so the setting below cannot
+# reach it.
+import numpy as _np  # noqa: F401
+
+# The extension links the OpenBLAS of the scipy-openblas32 wheel through an RPATH (and importing
+# the wheel's package makes sure it is installed). Under fastnn's default GEMM policy ("tiles")
+# that OpenBLAS always runs single-threaded, so it is loaded with OPENBLAS_NUM_THREADS=1: otherwise
+# it starts a pthreads pool at load time whose threads spin for ~0.1 s, stealing cores from the
+# first kernels (measured: the first 0.1 s of GEMMs ran at half speed on 2 cores).
+_saved_blas_env = _os.environ.get("OPENBLAS_NUM_THREADS")
+if _os.environ.get("FASTNN_GEMM_THREADING", "tiles") == "tiles":
+    _os.environ["OPENBLAS_NUM_THREADS"] = "1"
+try:
+    try:  # pragma: no cover - exercised by every import (this import loads the library)
+        import scipy_openblas32 as _scipy_openblas32  # noqa: F401
+    except ImportError:  # a build against a system BLAS does not need it
+        _scipy_openblas32 = None
+    from fastnn import _core
+finally:
+    if _saved_blas_env is None:
+        _os.environ.pop("OPENBLAS_NUM_THREADS", None)
+    else:
+        _os.environ["OPENBLAS_NUM_THREADS"] = _saved_blas_env
+
 from fastnn._threads import get_num_threads, set_num_threads, threads
 
 __version__ = "0.1.0"

@@ -47,4 +47,11 @@ struct Philox4x32 {
 void philox_uint32(std::uint32_t* out, std::uint64_t seed, std::uint64_t stream, index_t first,
                    index_t n);
 
+// Keep decisions for the 64 elements 64 g .. 64 g + 63 (Philox blocks 16 g .. 16 g + 15): bit e of
+// the result is set when element 64 g + e's 32 random bits are below `thr` (thr <= 2^32). The
+// same bits as philox_uint32, computed 16 blocks at a time with AVX-512 or AVX2 when the CPU has
+// them (chosen once at run time), else portably.
+std::uint64_t philox_keep_bits64(std::uint64_t seed, std::uint64_t stream, std::uint64_t g,
+                                 std::uint64_t thr);
+
 }  // namespace fastnn

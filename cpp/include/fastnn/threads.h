@@ -32,6 +32,9 @@ void set_num_threads(int n);
 int hardware_threads();
 // Name of the BLAS in use (for reports).
 const char* blas_info();
+// The core clock in GHz, measured with a chain of dependent integer adds (one per cycle) — the
+// boost clock a benchmark actually runs at, which /proc/cpuinfo often does not show. 0 if unknown.
+double measure_clock_ghz();
 
 // How GEMMs use threads (chosen once, from FASTNN_GEMM_THREADING, at first use).
 enum class GemmThreading {

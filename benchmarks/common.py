@@ -1,0 +1,101 @@
+"""Shared benchmark plumbing: child processes per implementation, timing, machine facts, and the
+results table in benchmarks/RESULTS.md (one section per benchmark, rewritten in place)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS_MD = HERE / "RESULTS.md"
+RESULTS_DIR = HERE / "results"
+MALLOC_TUNED = {"MALLOC_TRIM_THRESHOLD_": "1073741824", "MALLOC_MMAP_THRESHOLD_": "1073741824"}
+
+
+def time_calls(f: Callable[[], object], min_reps: int = 20, min_time: float = 0.3) -> dict:
+    """Warm up, then time at least `min_reps` calls and `min_time` seconds: median/min seconds."""
+    for _ in range(3):
+        f()
+    ts: list[float] = []
+    start = time.perf_counter()
+    while len(ts) < min_reps or (time.perf_counter() - start < min_time and len(ts) < 100_000):
+        t0 = time.perf_counter()
+        f()
+        ts.append(time.perf_counter() - t0)
+    return {"median": statistics.median(ts), "min": min(ts), "reps": len(ts)}
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def thread_env(threads: int, extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "FASTNN_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[k] = str(threads)
+    env.update(extra or {})
+    return env
+
+
+def run_child(script: Path, args: list[str], env: dict, timeout: float = 1800) -> dict:
+    """Run `python script args` in a fresh process; its last stdout line is a JSON object."""
+    out = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    """CPU model, cores and the measured clock (fastnn's dependent-add loop)."""
+    import fastnn
+    from fastnn import _core
+
+    model = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ghz = _core.measure_clock_ghz()
+    cores = _core.hardware_threads()
+    return {"cpu": model, "cores": cores, "clock_ghz": round(ghz, 2),
+            "fp32_peak_gflops": round(cores * 32 * ghz, 1), "simd": _core.simd_level(),
+            "python": platform.python_version(), "fastnn": fastnn.__version__}
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section `## name` of RESULTS.md with `body`."""
+    text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# fastnn benchmark results\n"
+    stamp = _dt.date.today().isoformat()
+    block = f"## {name}\n\n_Recorded {stamp}, commit {git_commit()}._\n\n{body.strip()}\n"
+    pat = re.compile(rf"^## {re.escape(name)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pat.sub(lambda _: block + "\n", text) if pat.search(text) else text.rstrip() + "\n\n" + block
+    RESULTS_MD.write_text(text)
+
+
+def save_json(name: str, data: dict) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=1))
+    return path

@@ -1,0 +1,87 @@
+"""Thread control: one setting governs the kernels and BLAS, OMP_NUM_THREADS is respected, and
+the GEMM tiling (hence every result) does not depend on the thread count."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import many_threads
+
+import fastnn
+from fastnn import _core
+
+
+def test_set_and_get():
+    for n in (1, 2, 5):
+        fastnn.set_num_threads(n)
+        assert fastnn.get_num_threads() == n
+    with fastnn.threads(3):
+        assert fastnn.get_num_threads() == 3
+    assert fastnn.get_num_threads() == 5
+
+
+@pytest.mark.parametrize("bad,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError), ("2", TypeError)])
+def test_bad_thread_counts(bad, exc):
+    with pytest.raises(exc, match="set_num_threads"):
+        fastnn.set_num_threads(bad)
+
+
+def _threads_in_child(env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FASTNN_NUM_THREADS")}
+    env.update(env_extra)
+    out = subprocess.run([sys.executable, "-c", "import fastnn; print(fastnn.get_num_threads())"],
+                         env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def test_environment_is_respected():
+    assert _threads_in_child({"OMP_NUM_THREADS": "3"}) == 3
+    assert _threads_in_child({"OMP_NUM_THREADS": "3", "FASTNN_NUM_THREADS": "2"}) == 2
+    assert _threads_in_child({}) == _core.hardware_threads()
+
+
+def test_build_info():
+    info = fastnn.build_info()
+    assert info["blas"] == "scipy-openblas32"
+    assert info["gemm_threading"] == "tiles"
+    assert info["simd"] in ("avx512", "avx2", "baseline")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_gemm_matches_numpy_and_is_thread_independent(dtype, ta, tb, rng):
+    for M, N, K in [(1, 1, 1), (3, 5, 7), (64, 300, 129), (700, 90, 257), (33, 1000, 64)]:
+        a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+        b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+        want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+        fastnn.set_num_threads(1)
+        got = _core.gemm(a, b, trans_a=ta, trans_b=tb)
+        tol = 1e-4 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.sqrt(K))
+        for n in many_threads():
+            fastnn.set_num_threads(n)
+            np.testing.assert_array_equal(got, _core.gemm(a, b, trans_a=ta, trans_b=tb))
+
+
+def test_gemm_alpha_beta_and_errors(rng):
+    a, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    c = rng.standard_normal((4, 5))
+    want = 2 * a @ b + 0.5 * c
+    _core.gemm(a, b, alpha=2.0, beta=0.5, out=c)
+    np.testing.assert_allclose(c, want, rtol=1e-12)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        _core.gemm(a, a)
+    with pytest.raises(ValueError, match="beta"):
+        _core.gemm(a, b, beta=1.0)
+
+
+def test_gemm_tiling_depends_on_shape_only():
+    assert _core.gemm_tiles(8, 8, 8) == 1
+    assert _core.gemm_tiles(256, 4096, 4096) == min(_core.hardware_threads(), 64)
+    for n in many_threads():
+        fastnn.set_num_threads(n)
+        assert _core.gemm_tiles(256, 4096, 4096) == min(_core.hardware_threads(), 64)
