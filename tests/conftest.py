@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 
+import fastnn
 import numpy as np
 import pytest
-
-import fastnn
 
 
 @pytest.fixture(autouse=True)

@@ -100,7 +100,9 @@ def philox_np(n: int, seed: int, stream: int, first: int = 0) -> np.ndarray:
 
 def keep_mask_np(n: int, p: float, seed: int, stream: int) -> np.ndarray:
     thr = 1 << 32 if p >= 1 else int(round(p * 4294967296.0))
-    return philox_np(n, seed, stream).astype(np.uint64) < np.uint64(thr) if thr < (1 << 32) else np.ones(n, bool)
+    if thr >= 1 << 32:
+        return np.ones(n, bool)
+    return philox_np(n, seed, stream).astype(np.uint64) < np.uint64(thr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +289,8 @@ def _bn_backward(mod, d, dout):
 OPS.append(Op("batchnorm", _bn_make,
               lambda mod, d: mod.batchnorm_forward_train(d["x"], d["gamma"], d["beta"])[0],
               _bn_backward, _bn_np_forward, _bn_np_backward, ("x", "gamma", "beta"),
-              forward_out=lambda mod, d, out: mod.batchnorm_forward_train(d["x"], d["gamma"], d["beta"], out=out),
+              forward_out=lambda mod, d, out: mod.batchnorm_forward_train(
+                  d["x"], d["gamma"], d["beta"], out=out),
               shapes=((2, 1), (2, 7), (3, 5), (17, 33), (64, 257), (300, 600)), rtol32=2e-5,
               rtol64=1e-10))
 
@@ -320,7 +323,8 @@ def _drop_backward(mod, d, dout):
 OPS.append(Op("dropout", _drop_make,
               lambda mod, d: mod.dropout_forward(d["x"], d["p"], d["seed"], d["stream"])[0],
               _drop_backward, _drop_np_forward, _drop_np_backward, ("x",),
-              forward_out=lambda mod, d, out: mod.dropout_forward(d["x"], d["p"], d["seed"], d["stream"], out=out),
+              forward_out=lambda mod, d, out: mod.dropout_forward(
+                  d["x"], d["p"], d["seed"], d["stream"], out=out),
               rtol32=1e-7))
 
 

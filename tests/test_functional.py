@@ -3,10 +3,9 @@ checks, reproduced to the notebooks' tolerances, plus the dict and cache convent
 
 from __future__ import annotations
 
+import fastnn.functional as F
 import numpy as np
 import pytest
-
-import fastnn.functional as F
 
 
 def rel_error(x, y):
@@ -284,8 +283,14 @@ def test_batchnorm_test_mode_backward_gradient_check():
     dout = rng.standard_normal((6, 4))
     _, cache = F.batchnorm_forward(x, gamma, beta, bn_param)
     dx, dgamma, dbeta = F.batchnorm_backward(dout, cache)
-    dx_num = eval_numerical_gradient_array(lambda x: F.batchnorm_forward(x, gamma, beta, bn_param)[0], x, dout)
-    dg_num = eval_numerical_gradient_array(lambda g: F.batchnorm_forward(x, g, beta, bn_param)[0], gamma, dout)
+    def fx(x):
+        return F.batchnorm_forward(x, gamma, beta, bn_param)[0]
+
+    def fg(g):
+        return F.batchnorm_forward(x, g, beta, bn_param)[0]
+
+    dx_num = eval_numerical_gradient_array(fx, x, dout)
+    dg_num = eval_numerical_gradient_array(fg, gamma, dout)
     assert rel_error(dx_num, dx) < 1e-8 and rel_error(dg_num, dgamma) < 1e-8
     np.testing.assert_allclose(dbeta, dout.sum(0))
 
@@ -463,8 +468,10 @@ def test_label_smoothing_targets():
     "call,exc,match",
     [
         (lambda: F.batchnorm_forward(np.ones((3, 2)), np.ones(2), np.zeros(2), {}), ValueError, "mode"),
-        (lambda: F.batchnorm_forward(np.ones((3, 2)), np.ones(3), np.zeros(2), {"mode": "train"}), ValueError, "'gamma'"),
-        (lambda: F.batchnorm_forward(np.ones((0, 2)), np.ones(2), np.zeros(2), {"mode": "train"}), ValueError, "empty"),
+        (lambda: F.batchnorm_forward(np.ones((3, 2)), np.ones(3), np.zeros(2), {"mode": "train"}),
+         ValueError, "'gamma'"),
+        (lambda: F.batchnorm_forward(np.ones((0, 2)), np.ones(2), np.zeros(2), {"mode": "train"}),
+         ValueError, "empty"),
         (lambda: F.dropout_forward(np.ones(3), {"mode": "train", "p": 0.0}), ValueError, r"\(0, 1\]"),
         (lambda: F.dropout_forward(np.ones(3), {"mode": "train", "p": 1.5}), ValueError, r"\(0, 1\]"),
         (lambda: F.dropout_forward(np.ones(3), {"mode": "train"}), ValueError, "'p'"),
@@ -482,6 +489,20 @@ def test_label_smoothing_targets():
         (lambda: F.sgd(np.ones(3), np.ones(4)), ValueError, "'dw'"),
         (lambda: F.maxout_forward(np.ones((2, 7)), 3), ValueError, "groups of k"),
         (lambda: F.elu_forward(np.ones(3), -1.0), ValueError, "alpha"),
+        (lambda: F.affine_forward(np.ones(3), np.ones((3, 5)), np.ones(5)), ValueError, "'x' must have at least 2"),
+        (lambda: F.affine_forward(np.ones((2, 3)), np.ones((3, 5, 1)), np.ones(5)), ValueError, "'w' must have 2"),
+        (lambda: F.softmax_loss(np.ones((0, 3)), np.array([], int)), ValueError, "empty"),
+        (lambda: F.svm_loss(np.ones((2, 3)), [[0], [1]]), ValueError, r"shape \(2,\)"),
+        (lambda: F.softmax_loss(np.ones((2, 3), np.complex128), np.array([0, 1])), TypeError, "complex128"),
+        (lambda: F.dropout_forward(np.ones(3), {"mode": "train", "p": float("nan")}), ValueError, "'p'"),
+        (lambda: F.dropout_forward(np.ones(3), {"mode": "eval", "p": 0.5}), ValueError, "mode"),
+        (lambda: F.maxout_forward(np.ones((2, 6)), 0), ValueError, "'k'"),
+        (lambda: F.relu_backward(np.ones((2, 3)), np.ones((3, 2))), ValueError, "must match dout"),
+        (lambda: F.adam(np.ones(3, np.int64), np.ones(3)), TypeError, "'w'"),
+        (lambda: F.batchnorm_forward(np.ones((3, 2)), np.ones(2), np.zeros(2), {"mode": "train", "eps": 0.0}),
+         ValueError, "eps"),
+        (lambda: F.batchnorm_forward(np.ones((3, 2)), np.ones(2), np.zeros(2),
+                                     {"mode": "train", "momentum": 1.5}), ValueError, "momentum"),
     ],
 )
 def test_bad_input_gets_a_clear_exception(call, exc, match):

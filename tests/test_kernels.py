@@ -4,13 +4,12 @@ gradients, bitwise equality across thread counts, guard values around outputs, a
 
 from __future__ import annotations
 
+import fastnn
 import numpy as np
 import pytest
 from conftest import many_threads
-from registry import OPS, Op, _f64
-
-import fastnn
 from fastnn import _core
+from registry import OPS, Op, _f64
 
 DTYPES = [np.float32, np.float64]
 
@@ -68,8 +67,9 @@ def test_backward_matches_numpy_and_scalar_reference(op: Op, dtype, rng):
         floor = float(np.max(np.abs(dout))) if not op.is_loss else 0.0
         for k in op.diff_args:
             assert fast[k].dtype == dtype
-            assert_close(fast[k], want[k], 4 * _tol(op, dtype), f"{op.name} {shape} d{k} fast vs numpy", floor)
-            assert_close(ref[k], want[k], 4 * _tol(op, dtype), f"{op.name} {shape} d{k} ref vs numpy", floor)
+            tol = 4 * _tol(op, dtype)
+            assert_close(fast[k], want[k], tol, f"{op.name} {shape} d{k} fast vs numpy", floor)
+            assert_close(ref[k], want[k], tol, f"{op.name} {shape} d{k} ref vs numpy", floor)
 
 
 def numeric_gradient(f, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
@@ -97,7 +97,7 @@ def test_float64_gradient_check(op: Op, rng):
         R = 1.0 if op.is_loss else rng.standard_normal(np.shape(out))
         grads = op.backward(_core, d, R)
 
-        def f():
+        def f(d=d, R=R):
             return float(np.sum(op.forward(_core, d) * R))
 
         for k in op.diff_args:
@@ -125,7 +125,8 @@ def test_bitwise_identical_across_thread_counts(op: Op, dtype, rng):
         fastnn.set_num_threads(n)
         outn = op.forward(_core, d)
         gn = op.backward(_core, d, dout)
-        assert np.array_equal(np.asarray(out1), np.asarray(outn)), f"{op.name}: forward differs at {n} threads"
+        assert np.array_equal(np.asarray(out1), np.asarray(outn)), \
+            f"{op.name}: forward differs at {n} threads"
         for k in op.diff_args:
             assert np.array_equal(g1[k], gn[k]), f"{op.name}: d{k} differs at {n} threads"
 
@@ -158,8 +159,12 @@ def test_rejects_non_float_inputs(op: Op, rng):
             op.forward(_core, {**d, op.first: bad})
 
 
-@pytest.mark.parametrize("op", [o for o in OPS if len([k for k, v in o.make(np.random.default_rng(0), (3, 4), np.float64).items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]) > 1],
-                         ids=lambda o: o.name)
+def _float_args(op: Op) -> list[str]:
+    d = op.make(np.random.default_rng(0), (3, 4), np.float64)
+    return [k for k, v in d.items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+
+
+@pytest.mark.parametrize("op", [o for o in OPS if len(_float_args(o)) > 1], ids=lambda o: o.name)
 def test_rejects_mixed_precision(op: Op, rng):
     d = op.make(rng, op.grad_shapes[0], np.float64)
     for k, v in d.items():

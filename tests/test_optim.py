@@ -4,11 +4,10 @@ depend on the thread count."""
 
 from __future__ import annotations
 
+import fastnn
 import numpy as np
 import pytest
 from conftest import many_threads
-
-import fastnn
 from fastnn import _core
 
 

@@ -3,12 +3,11 @@ dropout relies on (thread-count independence, random access, keep rate)."""
 
 from __future__ import annotations
 
+import fastnn
 import numpy as np
 from conftest import many_threads
-from registry import philox_np
-
-import fastnn
 from fastnn import _core
+from registry import philox_np
 
 
 def test_known_answer_vectors():

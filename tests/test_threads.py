@@ -7,11 +7,10 @@ import os
 import subprocess
 import sys
 
+import fastnn
 import numpy as np
 import pytest
 from conftest import many_threads
-
-import fastnn
 from fastnn import _core
 
 

@@ -28,7 +28,7 @@ finally:
     else:
         _os.environ["OPENBLAS_NUM_THREADS"] = _saved_blas_env
 
-from fastnn._threads import get_num_threads, set_num_threads, threads
+from fastnn._threads import get_num_threads, set_num_threads, threads  # noqa: E402
 
 __version__ = "0.1.0"
 
