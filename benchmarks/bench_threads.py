@@ -7,6 +7,9 @@ Scenarios
   callback   OpenBLAS's threaded driver with its jobs run on fastnn's OpenMP pool
   openblas   OpenBLAS's own pthreads pool next to fastnn's OpenMP pool (the naive set-up)
   numpy+fastnn   numpy.matmul (NumPy's own OpenBLAS pool) between fastnn elementwise kernels
+  numpy+fastnn, NumPy BLAS 1 thread     the same with NumPy's BLAS limited to one thread
+  numpy+fastnn, OMP_WAIT_POLICY=passive the same with fastnn's OpenMP threads sleeping at once
+  tiles, OMP_WAIT_POLICY=passive        what that setting costs fastnn alone
 
     python benchmarks/bench_threads.py [--rounds 3]
 """
@@ -30,7 +33,11 @@ SHAPES = {
 SCENARIOS = {"tiles": {"FASTNN_GEMM_THREADING": "tiles"},
              "callback": {"FASTNN_GEMM_THREADING": "callback"},
              "openblas": {"FASTNN_GEMM_THREADING": "openblas"},
-             "numpy+fastnn": {}}
+             "numpy+fastnn": {},
+             "numpy+fastnn, NumPy BLAS 1 thread": {"OPENBLAS_NUM_THREADS": "1"},
+             "numpy+fastnn, OMP_WAIT_POLICY=passive": {"OMP_WAIT_POLICY": "passive"},
+             "tiles, OMP_WAIT_POLICY=passive": {"FASTNN_GEMM_THREADING": "tiles",
+                                                "OMP_WAIT_POLICY": "passive"}}
 
 
 def worker(scenario: str) -> dict:
@@ -90,7 +97,8 @@ def main() -> None:
     raw: dict = {}
     for r in range(args.rounds):
         for sc, env in SCENARIOS.items():
-            raw.setdefault(sc, []).append(run_child(Path(__file__), ["--worker", sc], thread_env(nt, env)))
+            kind = "numpy+fastnn" if sc.startswith("numpy") else env.get("FASTNN_GEMM_THREADING", "tiles")
+            raw.setdefault(sc, []).append(run_child(Path(__file__), ["--worker", kind], thread_env(nt, env)))
             print(f"round {r} {sc} done", flush=True)
     save_json("threads", {"machine": mach, "threads": nt, "raw": raw})
     lines = [f"Machine: {mach['cpu']}, {mach['cores']} cores; {nt} threads everywhere. Median over "

@@ -94,13 +94,15 @@ double parallel_sum(index_t n, index_t min_chunk, F&& f) {
 
 // Call f(j0, j1) on blocks of at most `max_width` columns of a (rows, D) row-major matrix, in
 // parallel over blocks. Used by per-feature reductions (batch norm, bias and slope gradients):
-// each column is reduced over the rows by one thread in row order, so results are bitwise
-// identical for any thread count (the block width only decides who does which column).
+// each column is reduced over the rows by one thread in row order. The block width depends on D
+// and the machine's core count, never on the current thread count, so every column is computed
+// by the same code path (vector body or remainder loop, which may contract to FMA differently)
+// whatever the thread count: results are bitwise identical with 1 thread and with N.
 template <class F>
 void parallel_columns(index_t rows, index_t D, F&& f, index_t max_width = 256) {
   if (D <= 0) return;
-  const index_t nt = get_num_threads();
-  index_t width = (D + nt - 1) / nt;
+  const index_t cores = hardware_threads();
+  index_t width = (D + cores - 1) / cores;
   width = std::min(max_width, std::max<index_t>(16, (width + 15) / 16 * 16));
   const index_t nb = (D + width - 1) / width;
   // Enough rows x columns per block to be worth a thread.
