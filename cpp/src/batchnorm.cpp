@@ -2,6 +2,7 @@
 // a few passes over its columns of the batch while they sit in cache.
 #include "fastnn/batchnorm.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "fastnn/threads.h"
@@ -17,45 +18,42 @@ constexpr index_t kW = 256;  // widest feature block (stack accumulators)
 // every column is still summed in row order, so the result does not depend on the blocking.
 constexpr int kStrip = 16;
 
+// Per-column moments in one pass, shifted by the first row (the "shifted data" algorithm:
+// s1 = sum (x - x0), s2 = sum (x - x0)^2, so var = (s2 - s1^2 / N) / N without the cancellation
+// that plain sums of squares suffer when |mean| >> std).
 template <class T>
-FASTNN_INLINE void col_sum_body(double* FASTNN_RESTRICT s, const T* FASTNN_RESTRICT x, index_t N,
-                                index_t D, index_t j0, index_t w) {
+FASTNN_INLINE void col_moments_body(double* FASTNN_RESTRICT s1, double* FASTNN_RESTRICT s2,
+                                    const T* FASTNN_RESTRICT x, index_t N, index_t D, index_t j0,
+                                    index_t w) {
   index_t j = 0;
   for (; j + kStrip <= w; j += kStrip) {
-    double acc[kStrip] = {0};
+    double a1[kStrip] = {0}, a2[kStrip] = {0}, k0[kStrip];
     const T* xc = x + j0 + j;
-    for (index_t r = 0; r < N; ++r) {
-#pragma omp simd
-      for (int k = 0; k < kStrip; ++k) acc[k] += double(xc[r * D + k]);
-    }
-    for (int k = 0; k < kStrip; ++k) s[j + k] += acc[k];
-  }
-  for (index_t r = 0; r < N; ++r)
-    for (index_t jj = j; jj < w; ++jj) s[jj] += double(x[r * D + j0 + jj]);
-}
-template <class T>
-FASTNN_INLINE void col_sqdev_body(double* FASTNN_RESTRICT s, const double* FASTNN_RESTRICT m,
-                                  const T* FASTNN_RESTRICT x, index_t N, index_t D, index_t j0,
-                                  index_t w) {
-  index_t j = 0;
-  for (; j + kStrip <= w; j += kStrip) {
-    double acc[kStrip] = {0}, mu[kStrip];
-    for (int k = 0; k < kStrip; ++k) mu[k] = m[j + k];
-    const T* xc = x + j0 + j;
+    for (int k = 0; k < kStrip; ++k) k0[k] = double(xc[k]);
     for (index_t r = 0; r < N; ++r) {
 #pragma omp simd
       for (int k = 0; k < kStrip; ++k) {
-        const double d = double(xc[r * D + k]) - mu[k];
-        acc[k] += d * d;
+        const double d = double(xc[r * D + k]) - k0[k];
+        a1[k] += d;
+        a2[k] += d * d;
       }
     }
-    for (int k = 0; k < kStrip; ++k) s[j + k] += acc[k];
-  }
-  for (index_t r = 0; r < N; ++r)
-    for (index_t jj = j; jj < w; ++jj) {
-      const double d = double(x[r * D + j0 + jj]) - m[jj];
-      s[jj] += d * d;
+    for (int k = 0; k < kStrip; ++k) {
+      s1[j + k] = a1[k];
+      s2[j + k] = a2[k];
     }
+  }
+  for (; j < w; ++j) {
+    const double k0 = double(x[j0 + j]);
+    double a1 = 0, a2 = 0;
+    for (index_t r = 0; r < N; ++r) {
+      const double d = double(x[r * D + j0 + j]) - k0;
+      a1 += d;
+      a2 += d * d;
+    }
+    s1[j] = a1;
+    s2[j] = a2;
+  }
 }
 // out = (x - center) * scale + shift, per column (centred first: no cancellation for large means).
 template <class T>
@@ -124,13 +122,9 @@ FASTNN_INLINE void bwd_dx_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTRICT d
 }
 
 #define FASTNN_BN_LEAVES(T)                                                                     \
-  FASTNN_CLONES void col_sum_leaf(double* s, const T* x, index_t N, index_t D, index_t j0,      \
-                                  index_t w) {                                                  \
-    col_sum_body(s, x, N, D, j0, w);                                                            \
-  }                                                                                             \
-  FASTNN_CLONES void col_sqdev_leaf(double* s, const double* m, const T* x, index_t N, index_t D, \
-                                    index_t j0, index_t w) {                                    \
-    col_sqdev_body(s, m, x, N, D, j0, w);                                                       \
+  FASTNN_CLONES void col_moments_leaf(double* s1, double* s2, const T* x, index_t N, index_t D, \
+                                      index_t j0, index_t w) {                                  \
+    col_moments_body(s1, s2, x, N, D, j0, w);                                                   \
   }                                                                                             \
   FASTNN_CLONES void affine_cols_leaf(T* out, const T* x, const T* center, const T* scale,     \
                                       const T* shift, index_t N, index_t D, index_t j0,         \
@@ -158,13 +152,12 @@ void batchnorm_forward_train(T* out, T* mean, T* invstd, T* running_mean, T* run
                              T eps, T momentum, bool unbiased) {
   parallel_columns(N, D, [&](index_t j0, index_t j1) {
     const index_t w = j1 - j0;
-    double m[kW] = {0}, v[kW] = {0};
-    col_sum_leaf(m, x, N, D, j0, w);
-    for (index_t j = 0; j < w; ++j) m[j] /= double(N);
-    col_sqdev_leaf(v, m, x, N, D, j0, w);
+    double s1[kW], s2[kW], m[kW];
+    col_moments_leaf(s1, s2, x, N, D, j0, w);
     T center[kW], scale[kW], shift[kW];
     for (index_t j = 0; j < w; ++j) {
-      const double var = v[j] / double(N);
+      m[j] = double(x[j0 + j]) + s1[j] / double(N);
+      const double var = std::max(0.0, (s2[j] - s1[j] * s1[j] / double(N)) / double(N));
       const double is = 1.0 / std::sqrt(var + double(eps));
       const double g = gamma ? double(gamma[j0 + j]) : 1.0;
       const double b = beta ? double(beta[j0 + j]) : 0.0;
