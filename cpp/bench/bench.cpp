@@ -118,7 +118,13 @@ int main(int argc, char** argv) {
     auto w = randv(P), g = randv(P);
     std::vector<float> m(P), v(P);
     std::int64_t t = 0;
-    add("adam step (W2 params)", 7.0 * P * B, [&] { fastnn::adam_step(w.data(), m.data(), v.data(), g.data(), P, 1e-3f, 0.9f, 0.999f, 1e-8f, ++t, 0.f, false); });
+    fastnn::StepHyper h;
+    h.lr = 1e-3;
+    float* st[2] = {m.data(), v.data()};
+    add("adam step (W2 params)", 7.0 * P * B, [&] {
+      h.t = ++t;
+      fastnn::optimizer_step(fastnn::OptimKind::Adam, w.data(), st, g.data(), P, h);
+    });
   }
   {
     auto s = randv(N * 10), ds = randv(N * 10);

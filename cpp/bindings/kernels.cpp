@@ -779,143 +779,112 @@ void bind_regularization(py::module_& m) {
   }, "Returns reg * sum(|w|); adds reg * sign(w) into grad when given.");
 }
 
-// ------------------------------------------------------------------------------------------
-// Optimizer steps: w and the state arrays are updated in place.
-// ------------------------------------------------------------------------------------------
-struct StepArrays {
-  DType dt;
-  py::array w, g;
-  std::vector<py::array> state;
-};
+}  // namespace
 
-StepArrays step_arrays(const char* fn, py::handle w_, py::handle g_,
-                       std::initializer_list<std::pair<const char*, py::handle>> states) {
-  StepArrays s;
-  if (!py::isinstance<py::array>(w_))
-    throw py::type_error(std::string(fn) + ": argument 'w' is updated in place and must be a numpy array");
-  s.dt = float_dtype(py::reinterpret_borrow<py::array>(w_), fn, "w");
-  s.w = inout(w_, fn, "w", s.dt, shape_of(py::reinterpret_borrow<py::array>(w_)));
-  s.g = input(g_, fn, "dw", s.dt);
-  require_shape(s.g, fn, "dw", shape_of(s.w), "it must match w");
-  require_no_overlap(s.w, "w", s.g, "dw", fn, false);
-  for (const auto& [name, h] : states) {
-    py::array a = inout(h, fn, name, s.dt, shape_of(s.w));
-    require_no_overlap(a, name, s.w, "w", fn, false);
-    require_no_overlap(a, name, s.g, "dw", fn, false);
-    for (const auto& other : s.state) require_no_overlap(a, name, other, "another state array", fn, false);
-    s.state.push_back(a);
-  }
-  return s;
+// ------------------------------------------------------------------------------------------
+// Optimizer steps: w and the state arrays are updated in place. (optim_kind and step_hyper are
+// shared with the network bindings.)
+// ------------------------------------------------------------------------------------------
+OptimKind optim_kind(const std::string& name) {
+  static const std::pair<const char*, OptimKind> kinds[] = {
+      {"sgd", OptimKind::SGD},         {"momentum", OptimKind::Momentum},
+      {"nesterov", OptimKind::Nesterov}, {"adagrad", OptimKind::Adagrad},
+      {"rmsprop", OptimKind::RMSProp}, {"adam", OptimKind::Adam},
+      {"adamw", OptimKind::AdamW},     {"adadelta", OptimKind::Adadelta},
+      {"rprop", OptimKind::Rprop},     {"gains", OptimKind::Gains}};
+  for (const auto& [n, k] : kinds)
+    if (name == n) return k;
+  throw py::value_error("optimizer_step: unknown optimizer '" + name +
+                        "' (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, adadelta, rprop, gains)");
 }
+
+// Read and check the hyperparameters of a step from keyword arguments.
+StepHyper step_hyper(const char* fn, const py::kwargs& kw) {
+  StepHyper h;
+  struct Field { const char* name; double* dst; double lo, hi; bool lo_open, hi_open; };
+  const Field fields[] = {
+      {"learning_rate", &h.lr, 0, kInf, false, true},   {"momentum", &h.momentum, 0, 1, false, true},
+      {"beta1", &h.beta1, 0, 1, false, true},           {"beta2", &h.beta2, 0, 1, false, true},
+      {"epsilon", &h.eps, 0, kInf, true, true},         {"decay_rate", &h.decay, 0, 1, false, true},
+      {"rho", &h.rho, 0, 1, false, true},               {"weight_decay", &h.weight_decay, 0, kInf, false, true},
+      {"l2", &h.l2, 0, kInf, false, true},              {"l1", &h.l1, 0, kInf, false, true},
+      {"eta_plus", &h.eta_plus, 1, kInf, false, true},  {"eta_minus", &h.eta_minus, 0, 1, true, false},
+      {"step_min", &h.step_min, 0, kInf, true, true},   {"step_max", &h.step_max, 0, kInf, true, true},
+      {"gain_add", &h.gain_add, 0, kInf, false, true},  {"gain_mul", &h.gain_mul, 0, 1, true, false},
+      {"gain_min", &h.gain_min, 0, kInf, true, true},   {"gain_max", &h.gain_max, 0, kInf, true, true},
+  };
+  for (auto item : kw) {
+    const std::string key = py::str(item.first);
+    if (key == "t") {
+      h.t = item.second.cast<std::int64_t>();
+      if (h.t < 1)
+        throw py::value_error(std::string(fn) + ": argument 't' (the 1-based step count) must be >= 1, got " +
+                              std::to_string(h.t));
+      continue;
+    }
+    const Field* f = nullptr;
+    for (const auto& c : fields)
+      if (key == c.name) f = &c;
+    if (!f) throw py::type_error(std::string(fn) + ": unexpected keyword argument '" + key + "'");
+    double v;
+    try {
+      v = item.second.cast<double>();
+    } catch (const py::cast_error&) {
+      throw py::type_error(std::string(fn) + ": argument '" + key + "' must be a number");
+    }
+    *f->dst = require_range(v, fn, f->name, f->lo, f->hi, f->lo_open, f->hi_open);
+  }
+  if (h.step_min > h.step_max) throw py::value_error(std::string(fn) + ": step_min must be <= step_max");
+  if (h.gain_min > h.gain_max) throw py::value_error(std::string(fn) + ": gain_min must be <= gain_max");
+  return h;
+}
+
+namespace {
 
 template <bool Ref>
 void bind_optim(py::module_& m) {
-  const double inf = kInf;
   m.def(
-      "sgd_step",
-      [inf](py::handle w_, py::handle g_, double lr, double wd) {
-        const char* fn = "sgd_step";
-        require_range(lr, fn, "learning_rate", 0, inf, false, true);
-        require_range(wd, fn, "weight_decay", 0, inf, false, true);
-        auto s = step_arrays(fn, w_, g_, {});
-        dispatch(s.dt, [&](auto t) {
+      "optimizer_step",
+      [](const std::string& kind_name, py::handle w_, py::sequence states_, py::handle g_, py::kwargs kw) {
+        const char* fn = "optimizer_step";
+        const OptimKind kind = optim_kind(kind_name);
+        const StepHyper h = step_hyper(fn, kw);
+        if (!py::isinstance<py::array>(w_))
+          throw py::type_error(std::string(fn) + ": argument 'w' is updated in place and must be a numpy array");
+        const DType dt = float_dtype(py::reinterpret_borrow<py::array>(w_), fn, "w");
+        py::array w = inout(w_, fn, "w", dt, shape_of(py::reinterpret_borrow<py::array>(w_)));
+        py::array g = input(g_, fn, "dw", dt);
+        require_shape(g, fn, "dw", shape_of(w), "it must match w");
+        require_no_overlap(w, "w", g, "dw", fn, false);
+        const int ns = optimizer_state_count(kind);
+        if (py::len(states_) != size_t(ns))
+          throw py::value_error(std::string(fn) + ": optimizer '" + kind_name + "' keeps " + std::to_string(ns) +
+                                " state array(s), got " + std::to_string(py::len(states_)));
+        std::vector<py::array> states;
+        for (int i = 0; i < ns; ++i) {
+          const std::string nm = "state[" + std::to_string(i) + "]";
+          py::array a = inout(states_[i], fn, nm.c_str(), dt, shape_of(w));
+          require_no_overlap(a, nm.c_str(), w, "w", fn, false);
+          require_no_overlap(a, nm.c_str(), g, "dw", fn, false);
+          for (const auto& o : states) require_no_overlap(a, nm.c_str(), o, "another state array", fn, false);
+          states.push_back(a);
+        }
+        dispatch(dt, [&](auto t) {
           using T = decltype(t);
-          T* w = ptr<T>(s.w);
-          const T* g = cptr<T>(s.g);
+          T* pw = ptr<T>(w);
+          T* ps[3] = {nullptr, nullptr, nullptr};
+          for (int i = 0; i < ns; ++i) ps[i] = ptr<T>(states[i]);
+          const T* pg = cptr<T>(g);
           py::gil_scoped_release nogil;
-          FASTNN_K(sgd_step)(w, g, index_t(s.w.size()), T(lr), T(wd));
+          FASTNN_K(optimizer_step)(kind, pw, ps, pg, index_t(w.size()), h);
         });
       },
-      "w"_a, "dw"_a, "learning_rate"_a, py::kw_only(), "weight_decay"_a = 0.0, "w -= lr * dw, in place.");
-  auto def_momentum = [inf](py::module_& mm, const char* name, bool nesterov) {
-    mm.def(
-        name,
-        [inf, name, nesterov](py::handle w_, py::handle v_, py::handle g_, double lr, double mu, double wd) {
-          require_range(lr, name, "learning_rate", 0, inf, false, true);
-          require_range(mu, name, "momentum", 0, 1, false, true);
-          require_range(wd, name, "weight_decay", 0, inf, false, true);
-          auto s = step_arrays(name, w_, g_, {{"velocity", v_}});
-          dispatch(s.dt, [&](auto t) {
-            using T = decltype(t);
-            T* w = ptr<T>(s.w);
-            T* v = ptr<T>(s.state[0]);
-            const T* g = cptr<T>(s.g);
-            const index_t n = s.w.size();
-            py::gil_scoped_release nogil;
-            if (nesterov)
-              FASTNN_K(nesterov_step)(w, v, g, n, T(lr), T(mu), T(wd));
-            else
-              FASTNN_K(sgd_momentum_step)(w, v, g, n, T(lr), T(mu), T(wd));
-          });
-        },
-        "w"_a, "velocity"_a, "dw"_a, "learning_rate"_a, "momentum"_a = 0.9, py::kw_only(),
-        "weight_decay"_a = 0.0);
-  };
-  def_momentum(m, "sgd_momentum_step", false);
-  def_momentum(m, "nesterov_step", true);
-  m.def(
-      "adagrad_step",
-      [inf](py::handle w_, py::handle c_, py::handle g_, double lr, double eps, double wd) {
-        const char* fn = "adagrad_step";
-        require_range(lr, fn, "learning_rate", 0, inf, false, true);
-        require_range(eps, fn, "epsilon", 0, inf, true, true);
-        require_range(wd, fn, "weight_decay", 0, inf, false, true);
-        auto s = step_arrays(fn, w_, g_, {{"cache", c_}});
-        dispatch(s.dt, [&](auto t) {
-          using T = decltype(t);
-          T* w = ptr<T>(s.w);
-          T* c = ptr<T>(s.state[0]);
-          const T* g = cptr<T>(s.g);
-          py::gil_scoped_release nogil;
-          FASTNN_K(adagrad_step)(w, c, g, index_t(s.w.size()), T(lr), T(eps), T(wd));
-        });
-      },
-      "w"_a, "cache"_a, "dw"_a, "learning_rate"_a, "epsilon"_a = 1e-8, py::kw_only(), "weight_decay"_a = 0.0);
-  m.def(
-      "rmsprop_step",
-      [inf](py::handle w_, py::handle c_, py::handle g_, double lr, double decay, double eps, double wd) {
-        const char* fn = "rmsprop_step";
-        require_range(lr, fn, "learning_rate", 0, inf, false, true);
-        require_range(decay, fn, "decay_rate", 0, 1, false, true);
-        require_range(eps, fn, "epsilon", 0, inf, true, true);
-        require_range(wd, fn, "weight_decay", 0, inf, false, true);
-        auto s = step_arrays(fn, w_, g_, {{"cache", c_}});
-        dispatch(s.dt, [&](auto t) {
-          using T = decltype(t);
-          T* w = ptr<T>(s.w);
-          T* c = ptr<T>(s.state[0]);
-          const T* g = cptr<T>(s.g);
-          py::gil_scoped_release nogil;
-          FASTNN_K(rmsprop_step)(w, c, g, index_t(s.w.size()), T(lr), T(decay), T(eps), T(wd));
-        });
-      },
-      "w"_a, "cache"_a, "dw"_a, "learning_rate"_a, "decay_rate"_a = 0.99, "epsilon"_a = 1e-8,
-      py::kw_only(), "weight_decay"_a = 0.0);
-  m.def(
-      "adam_step",
-      [inf](py::handle w_, py::handle m_, py::handle v_, py::handle g_, double lr, double b1, double b2,
-            double eps, std::int64_t t, double wd, bool decoupled) {
-        const char* fn = "adam_step";
-        require_range(lr, fn, "learning_rate", 0, inf, false, true);
-        require_range(b1, fn, "beta1", 0, 1, false, true);
-        require_range(b2, fn, "beta2", 0, 1, false, true);
-        require_range(eps, fn, "epsilon", 0, inf, true, true);
-        require_range(wd, fn, "weight_decay", 0, inf, false, true);
-        if (t < 1) throw py::value_error(std::string(fn) + ": argument 't' (the 1-based step count) must be >= 1, got " + std::to_string(t));
-        auto s = step_arrays(fn, w_, g_, {{"m", m_}, {"v", v_}});
-        dispatch(s.dt, [&](auto tag) {
-          using T = decltype(tag);
-          T* w = ptr<T>(s.w);
-          T* mm = ptr<T>(s.state[0]);
-          T* vv = ptr<T>(s.state[1]);
-          const T* g = cptr<T>(s.g);
-          py::gil_scoped_release nogil;
-          FASTNN_K(adam_step)(w, mm, vv, g, index_t(s.w.size()), T(lr), T(b1), T(b2), T(eps), t, T(wd), decoupled);
-        });
-      },
-      "w"_a, "m"_a, "v"_a, "dw"_a, "learning_rate"_a, "beta1"_a = 0.9, "beta2"_a = 0.999,
-      "epsilon"_a = 1e-8, "t"_a = 1, py::kw_only(), "weight_decay"_a = 0.0, "decoupled"_a = false,
-      "Adam with bias correction (t = 1-based step count after this update); decoupled=True is AdamW.");
+      "kind"_a, "w"_a, "state"_a, "dw"_a,
+      "One fused optimizer step, in place: w and the arrays in `state` (as many as the kind keeps:\n"
+      "sgd 0; momentum, nesterov, adagrad, rmsprop 1; adam, adamw, adadelta, rprop 2; gains 3).\n"
+      "Keyword hyperparameters: learning_rate, momentum, beta1, beta2, epsilon, decay_rate, rho,\n"
+      "weight_decay (AdamW), l2, l1 (coupled penalties), eta_plus, eta_minus, step_min, step_max,\n"
+      "gain_add, gain_mul, gain_min, gain_max, t (1-based step count for Adam).");
 }
 
 template <bool Ref>

@@ -9,6 +9,7 @@ namespace py = pybind11;
 
 namespace fastnn::bind {
 void bind_kernels(py::module_& m);
+void bind_net(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -38,4 +39,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("openmp") = false;
 #endif
   fastnn::bind::bind_kernels(m);
+  fastnn::bind::bind_net(m);
 }

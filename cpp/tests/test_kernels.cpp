@@ -316,20 +316,28 @@ void test_dropout_losses_optim(index_t N, index_t C, std::mt19937_64& rng) {
     check_close("l1_penalty grad" + sfx, g, gr, tol);
   }
   {  // optimizers: 5 steps each, fast vs reference
-    for (int which = 0; which < 6; ++which) {
-      Buf<T> w = x, wr = x, s1(n), s1r(n), s2(n), s2r(n);
+    const fastnn::OptimKind kinds[] = {fastnn::OptimKind::SGD, fastnn::OptimKind::Momentum, fastnn::OptimKind::Nesterov,
+                                       fastnn::OptimKind::Adagrad, fastnn::OptimKind::RMSProp, fastnn::OptimKind::Adam,
+                                       fastnn::OptimKind::AdamW, fastnn::OptimKind::Adadelta, fastnn::OptimKind::Rprop,
+                                       fastnn::OptimKind::Gains};
+    for (auto kind : kinds) {
+      Buf<T> w = x, wr = x;
+      std::vector<Buf<T>> st(3, Buf<T>(n)), str(3, Buf<T>(n));
+      T* s[3] = {st[0].p(), st[1].p(), st[2].p()};
+      T* sr[3] = {str[0].p(), str[1].p(), str[2].p()};
+      fastnn::StepHyper h;
+      h.lr = 0.01;
+      h.l2 = 1e-3;
+      h.weight_decay = 0.01;
       for (int t = 1; t <= 5; ++t) {
-        switch (which) {
-          case 0: fastnn::sgd_step<T>(w.p(), dy.p(), n, T(0.1), T(0.01)); fastnn::ref::sgd_step<T>(wr.p(), dy.p(), n, T(0.1), T(0.01)); break;
-          case 1: fastnn::sgd_momentum_step<T>(w.p(), s1.p(), dy.p(), n, T(0.1), T(0.9), T(0)); fastnn::ref::sgd_momentum_step<T>(wr.p(), s1r.p(), dy.p(), n, T(0.1), T(0.9), T(0)); break;
-          case 2: fastnn::nesterov_step<T>(w.p(), s1.p(), dy.p(), n, T(0.1), T(0.9), T(0)); fastnn::ref::nesterov_step<T>(wr.p(), s1r.p(), dy.p(), n, T(0.1), T(0.9), T(0)); break;
-          case 3: fastnn::adagrad_step<T>(w.p(), s1.p(), dy.p(), n, T(0.1), T(1e-8), T(0)); fastnn::ref::adagrad_step<T>(wr.p(), s1r.p(), dy.p(), n, T(0.1), T(1e-8), T(0)); break;
-          case 4: fastnn::rmsprop_step<T>(w.p(), s1.p(), dy.p(), n, T(0.01), T(0.99), T(1e-8), T(0)); fastnn::ref::rmsprop_step<T>(wr.p(), s1r.p(), dy.p(), n, T(0.01), T(0.99), T(1e-8), T(0)); break;
-          default: fastnn::adam_step<T>(w.p(), s1.p(), s2.p(), dy.p(), n, T(0.01), T(0.9), T(0.999), T(1e-8), t, T(0.01), true); fastnn::ref::adam_step<T>(wr.p(), s1r.p(), s2r.p(), dy.p(), n, T(0.01), T(0.9), T(0.999), T(1e-8), t, T(0.01), true);
-        }
+        h.t = t;
+        fastnn::optimizer_step<T>(kind, w.p(), s, dy.p(), n, h);
+        fastnn::ref::optimizer_step<T>(kind, wr.p(), sr, dy.p(), n, h);
       }
-      check_close("optimizer " + std::to_string(which) + sfx, w, wr, 10 * tol);
-      check_close("optimizer state " + std::to_string(which) + sfx, s1, s1r, 10 * tol);
+      const std::string nm = "optimizer " + std::to_string(int(kind)) + sfx;
+      check_close(nm, w, wr, 10 * tol);
+      for (int i = 0; i < fastnn::optimizer_state_count(kind); ++i)
+        check_close(nm + " state " + std::to_string(i), st[i], str[i], 10 * tol);
     }
   }
 }

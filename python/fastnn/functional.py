@@ -542,7 +542,7 @@ def sgd(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any] | None =
     config = _config(config, "sgd")
     config.setdefault("learning_rate", 1e-2)
     w = _weights(w, "sgd")
-    _core.sgd_step(w, dw, config["learning_rate"])
+    _core.optimizer_step("sgd", w, [], dw, learning_rate=config["learning_rate"])
     return w, config
 
 
@@ -557,7 +557,8 @@ def sgd_momentum(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any]
     config.setdefault("momentum", 0.9)
     w = _weights(w, fn)
     v = _state_array(config, "velocity", w, w.shape, fn)
-    _core.sgd_momentum_step(w, v, dw, config["learning_rate"], config["momentum"])
+    _core.optimizer_step("momentum", w, [v], dw, learning_rate=config["learning_rate"],
+                         momentum=config["momentum"])
     return w, config
 
 
@@ -573,7 +574,8 @@ def nesterov_momentum(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str,
     config.setdefault("momentum", 0.9)
     w = _weights(w, fn)
     v = _state_array(config, "velocity", w, w.shape, fn)
-    _core.nesterov_step(w, v, dw, config["learning_rate"], config["momentum"])
+    _core.optimizer_step("nesterov", w, [v], dw, learning_rate=config["learning_rate"],
+                         momentum=config["momentum"])
     return w, config
 
 
@@ -588,7 +590,8 @@ def adagrad(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any] | No
     config.setdefault("epsilon", 1e-8)
     w = _weights(w, fn)
     cache = _state_array(config, "cache", w, w.shape, fn)
-    _core.adagrad_step(w, cache, dw, config["learning_rate"], config["epsilon"])
+    _core.optimizer_step("adagrad", w, [cache], dw, learning_rate=config["learning_rate"],
+                         epsilon=config["epsilon"])
     return w, config
 
 
@@ -605,9 +608,8 @@ def rmsprop(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any] | No
     config.setdefault("epsilon", 1e-8)
     w = _weights(w, fn)
     cache = _state_array(config, "cache", w, w.shape, fn)
-    _core.rmsprop_step(
-        w, cache, dw, config["learning_rate"], config["decay_rate"], config["epsilon"]
-    )
+    _core.optimizer_step("rmsprop", w, [cache], dw, learning_rate=config["learning_rate"],
+                         decay_rate=config["decay_rate"], epsilon=config["epsilon"])
     return w, config
 
 
@@ -641,9 +643,9 @@ def _adam(fn: str, w, dw, config, decoupled: bool):
     m = _state_array(config, "m", w, w.shape, fn)
     v = _state_array(config, "v", w, w.shape, fn)
     t = int(config["t"]) + 1
-    _core.adam_step(
-        w, m, v, dw, config["learning_rate"], config["beta1"], config["beta2"], config["epsilon"], t,
-        weight_decay=config.get("weight_decay", 0.0) if decoupled else 0.0, decoupled=decoupled,
-    )
+    extra = {"weight_decay": config["weight_decay"]} if decoupled else {}
+    _core.optimizer_step("adamw" if decoupled else "adam", w, [m, v], dw,
+                         learning_rate=config["learning_rate"], beta1=config["beta1"],
+                         beta2=config["beta2"], epsilon=config["epsilon"], t=t, **extra)
     config["t"] = t
     return w, config

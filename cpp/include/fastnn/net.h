@@ -1,0 +1,193 @@
+// fastnn/net.h — the network runtime: a Sequential network compiled once into flat buffers.
+//
+// A Net owns
+//   * one flat parameter buffer and one flat gradient buffer with the same layout: first every
+//     tensor that takes weight decay (Dense weights), then the rest (biases, batch-norm scale and
+//     shift, PReLU slopes), each tensor starting on a 64-byte boundary (the padding stays zero);
+//   * the optimizer's state buffers, with the same layout, so an update is one fused loop per
+//     segment (optimizer_step);
+//   * a flat buffer of non-trained buffers (batch-norm running statistics);
+//   * an activation workspace sized for the largest batch, allocated once.
+// Nothing is allocated per step or per epoch. train_step runs forward, loss, backward and the
+// update in one call; train_epoch runs a whole epoch of mini-batches (rows gathered by an index
+// order chosen by the caller) without coming back to the caller.
+//
+// Dropout masks are keyed on (seed, step << 16 | layer index), so a step can be replayed exactly
+// (gradient checks, resumed training) and results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fastnn/common.h"
+#include "fastnn/optim.h"
+
+namespace fastnn {
+
+enum class LayerKind : int {
+  Dense = 0,
+  ReLU,
+  LeakyReLU,
+  PReLU,
+  ELU,
+  Tanh,
+  Sigmoid,
+  Maxout,
+  BatchNorm,
+  Dropout,
+};
+
+enum class LossKind : int { SoftmaxCrossEntropy = 0, MulticlassSVM, MSE };
+
+struct LayerSpec {
+  LayerKind kind = LayerKind::ReLU;
+  index_t in = 0;           // input features
+  index_t out = 0;          // output features (Dense only; derived for the others)
+  double param = 0.0;       // LeakyReLU slope | ELU alpha | Dropout keep probability | BN eps
+  double momentum = 0.9;    // BatchNorm, CS231n convention (PyTorch's momentum is 1 - this)
+  index_t k = 1;            // Maxout pieces | PReLU slopes (1 or in)
+  bool bias = true;         // Dense: has a bias; BatchNorm: has gamma and beta
+  bool unbiased_var = true; // BatchNorm: running variance with N / (N - 1), as PyTorch
+  bool decay = true;        // Dense: its weight takes L2/L1/weight decay
+};
+
+struct LossSpec {
+  LossKind kind = LossKind::SoftmaxCrossEntropy;
+  double label_smoothing = 0.0;  // softmax cross-entropy
+  double margin = 1.0;           // multiclass SVM
+  double l2 = 0.0;               // 0.5 * l2 * |w|^2 on weight-decay tensors
+  double l1 = 0.0;               // l1 * |w|_1 on weight-decay tensors
+};
+
+struct TensorInfo {
+  std::string name;  // PyTorch state-dict style: "<layer>.weight", "<layer>.bias", ...
+  int layer = 0;
+  index_t offset = 0;
+  index_t size = 0;
+  std::vector<index_t> shape;
+  bool decay = false;
+};
+
+struct StepLoss {
+  double loss = 0.0;       // data_loss + reg_loss
+  double data_loss = 0.0;
+  double reg_loss = 0.0;
+};
+
+template <class T>
+class Net {
+ public:
+  // Throws std::invalid_argument for inconsistent layers, std::bad_alloc when the buffers cannot
+  // be allocated (sizes are checked for overflow first).
+  Net(std::vector<LayerSpec> layers, LossSpec loss, index_t max_batch, std::uint64_t seed);
+  ~Net();
+  Net(const Net&) = delete;
+  Net& operator=(const Net&) = delete;
+
+  index_t input_dim() const { return input_dim_; }
+  index_t output_dim() const { return output_dim_; }
+  index_t max_batch() const { return max_batch_; }
+  // Grow the activation workspace to take batches of up to max_batch rows. Parameters, gradients,
+  // buffers and optimizer state do not move (views into them stay valid).
+  void reserve(index_t max_batch);
+  const std::vector<LayerSpec>& layers() const { return layers_; }
+  const LossSpec& loss() const { return loss_; }
+  void set_loss(const LossSpec& loss);
+
+  // Flat buffers (see the header comment).
+  T* params() { return params_; }
+  T* grads() { return grads_; }
+  T* buffers() { return buffers_; }
+  index_t n_params() const { return n_params_; }
+  index_t n_decay() const { return n_decay_; }  // params [0, n_decay) take decay
+  index_t n_buffers() const { return n_buffers_; }
+  const std::vector<TensorInfo>& params_info() const { return params_info_; }
+  const std::vector<TensorInfo>& buffers_info() const { return buffers_info_; }
+
+  // Optimizer: (re)allocates zeroed state buffers.
+  void set_optimizer(OptimKind kind, const StepHyper& hyper);
+  OptimKind optimizer() const { return opt_kind_; }
+  StepHyper& hyper() { return hyper_; }
+  int n_state() const { return optimizer_state_count(opt_kind_); }
+  T* state(int i) { return state_[i]; }
+
+  // Counters: steps taken (keys the dropout masks) and the optimizer's t (Adam).
+  std::uint64_t step = 0;
+  std::int64_t opt_t = 0;
+  std::uint64_t seed = 0;
+
+  // One training step on n <= max_batch rows x (n, input_dim) with class labels yc (n) or
+  // regression targets yr (n, output_dim). lr and momentum override the optimizer's for this
+  // step. The loss is computed before the update; when it is not finite the update is skipped
+  // and `finite` is false (the weights stay as they were).
+  StepLoss train_step(const T* x, const std::int64_t* yc, const T* yr, index_t n, double lr,
+                      double momentum, bool* finite);
+
+  // An epoch: mini-batches of `batch` rows of X (N, input_dim) taken in `order` (n_order row
+  // indices), lrs[s] / mus[s] for step s, the loss of step s written to losses[s]. Returns the
+  // number of steps completed: fewer than planned when a loss was not finite (that step's update
+  // is skipped, and training stops there).
+  index_t train_epoch(const T* X, const std::int64_t* Yc, const T* Yr, index_t N,
+                      const std::int64_t* order, index_t n_order, index_t batch,
+                      const double* lrs, const double* mus, double* losses);
+
+  // Loss and gradient (into grads()) at the current parameters without updating them; train
+  // mode uses batch statistics and the dropout masks of the current step counter (not advanced).
+  StepLoss loss_and_grad(const T* x, const std::int64_t* yc, const T* yr, index_t n, bool train);
+
+  // Outputs for N rows in evaluation mode, max_batch rows at a time; softmax probabilities when
+  // `proba` (classification losses).
+  void predict(const T* X, index_t N, T* out, bool proba);
+
+  // Mean loss (without penalties) and accuracy (classification; 0 for MSE) in evaluation mode.
+  void evaluate(const T* X, const std::int64_t* Yc, const T* Yr, index_t N, double* loss,
+                double* accuracy);
+
+  // Regularisation loss at the current parameters.
+  double reg_loss() const;
+
+  // Running average of the parameters, updated after every step: an exponential moving average
+  // avg += (1 - decay) * (w - avg) for 0 < decay < 1, or (decay == 0) the Polyak average of every
+  // step since it was enabled. enable_average(-1) switches it off.
+  void enable_average(double decay);
+  T* average() { return average_; }
+  double average_decay() const { return avg_decay_; }
+  std::int64_t average_count = 0;
+
+ private:
+  struct Slot;  // per-layer workspace
+  void forward(const T* x, index_t n, bool train, std::uint64_t step_key);
+  double data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_t n, bool want_grad);
+  void backward(const T* x, index_t n);
+  void update(double lr, double momentum);
+  const T* output() const;
+
+  std::vector<LayerSpec> layers_;
+  LossSpec loss_;
+  index_t max_batch_ = 0, input_dim_ = 0, output_dim_ = 0, max_width_ = 0;
+  index_t n_params_ = 0, n_decay_ = 0, n_buffers_ = 0;
+  std::vector<TensorInfo> params_info_, buffers_info_;
+  T* params_ = nullptr;
+  T* grads_ = nullptr;
+  T* buffers_ = nullptr;
+  T* saved_buffers_ = nullptr;       // running statistics before a step (restored if not finite)
+  T* state_[3] = {nullptr, nullptr, nullptr};
+  OptimKind opt_kind_ = OptimKind::SGD;
+  StepHyper hyper_;
+  std::vector<Slot> slots_;
+  T* gbuf_[2] = {nullptr, nullptr};  // ping-pong gradient buffers (max_batch * max_width)
+  T* xbuf_ = nullptr;                // gathered batch rows (train_epoch)
+  std::int64_t* ybuf_ = nullptr;     // gathered labels
+  T* ybuf_reg_ = nullptr;            // gathered regression targets
+  T* average_ = nullptr;             // running average of params_ (when enabled)
+  double avg_decay_ = -1.0;          // < 0: off
+  std::vector<void*> owned_;         // long-lived allocations, freed in the destructor
+  std::vector<void*> workspace_;     // the activation workspace, reallocated by reserve()
+  T* alloc(index_t n, bool workspace = false);
+  void* alloc_bytes(index_t bytes, bool workspace = false);
+  void allocate_workspace();
+};
+
+}  // namespace fastnn

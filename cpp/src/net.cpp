@@ -1,0 +1,569 @@
+// The network runtime (see net.h): layout, forward, loss, backward and the fused update.
+#include "fastnn/net.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "fastnn/activations.h"
+#include "fastnn/batchnorm.h"
+#include "fastnn/dense.h"
+#include "fastnn/dropout.h"
+#include "fastnn/loss.h"
+#include "fastnn/regularization.h"
+#include "fastnn/threads.h"
+
+namespace fastnn {
+
+namespace {
+
+constexpr index_t kAlignElems = 16;  // tensors start on 64-byte boundaries (float) or 128 (double)
+
+index_t round_up(index_t n, index_t a) { return (n + a - 1) / a * a; }
+
+// a * b, or std::length_error when it overflows (absurd sizes fail before anything is allocated).
+index_t mul(index_t a, index_t b, const char* what) {
+  if (a < 0 || b < 0) throw std::invalid_argument(std::string(what) + ": negative size");
+  if (a != 0 && b > std::numeric_limits<index_t>::max() / a)
+    throw std::length_error(std::string(what) + ": size overflows 64 bits");
+  return a * b;
+}
+
+std::string layer_name(LayerKind k) {
+  switch (k) {
+    case LayerKind::Dense: return "Dense";
+    case LayerKind::ReLU: return "ReLU";
+    case LayerKind::LeakyReLU: return "LeakyReLU";
+    case LayerKind::PReLU: return "PReLU";
+    case LayerKind::ELU: return "ELU";
+    case LayerKind::Tanh: return "Tanh";
+    case LayerKind::Sigmoid: return "Sigmoid";
+    case LayerKind::Maxout: return "Maxout";
+    case LayerKind::BatchNorm: return "BatchNorm";
+    case LayerKind::Dropout: return "Dropout";
+  }
+  return "?";
+}
+
+double physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? double(pages) * double(size) : 0.0;
+}
+
+}  // namespace
+
+template <class T>
+struct Net<T>::Slot {
+  index_t in = 0, out = 0;
+  T* act = nullptr;              // this layer's output in training / the workspace
+  const T* y = nullptr;          // where the output of the last forward pass is
+  index_t w = -1, b = -1;        // parameter offsets: Dense weight/bias, BN gamma/beta, PReLU slopes
+  index_t rm = -1, rv = -1;      // buffer offsets: BN running mean / variance
+  T* mean = nullptr;             // BN batch mean / inverse std
+  T* invstd = nullptr;
+  std::uint8_t* mask = nullptr;  // Dropout
+  std::int32_t* argmax = nullptr;  // Maxout
+};
+
+template <class T>
+void* Net<T>::alloc_bytes(index_t bytes, bool workspace) {
+  const std::size_t sz = std::size_t(round_up(std::max<index_t>(bytes, 64), 64));
+  void* p = std::aligned_alloc(64, sz);
+  if (!p) throw std::bad_alloc();
+  (workspace ? workspace_ : owned_).push_back(p);
+  return p;
+}
+
+template <class T>
+T* Net<T>::alloc(index_t n, bool workspace) {
+  return static_cast<T*>(alloc_bytes(mul(n, index_t(sizeof(T)), "buffer"), workspace));
+}
+
+template <class T>
+Net<T>::~Net() {
+  for (void* p : owned_) std::free(p);
+  for (void* p : workspace_) std::free(p);
+}
+
+template <class T>
+void Net<T>::allocate_workspace() {
+  // size first: a batch whose buffers exceed the machine's memory fails before anything is taken
+  double bytes = double(max_batch_) * double(input_dim_ + output_dim_ + 2 * max_width_) * sizeof(T);
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    bytes += double(mul(max_batch_, slots_[i].out, "activations")) * sizeof(T);
+    if (layers_[i].kind == LayerKind::Dropout) bytes += double(max_batch_) * double(slots_[i].out);
+    if (layers_[i].kind == LayerKind::Maxout) bytes += 4.0 * double(max_batch_) * double(slots_[i].out);
+  }
+  const double phys = physical_memory_bytes();
+  if (phys > 0 && bytes > 0.9 * phys)
+    throw std::length_error("a batch of " + std::to_string(max_batch_) + " rows needs about " +
+                            std::to_string(bytes / 1e9) + " GB of activation buffers, more than the machine's " +
+                            std::to_string(phys / 1e9) + " GB");
+  for (void* p : workspace_) std::free(p);
+  workspace_.clear();
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    s.act = alloc(mul(max_batch_, s.out, "activations"), true);
+    s.y = nullptr;
+    if (layers_[i].kind == LayerKind::Dropout)
+      s.mask = static_cast<std::uint8_t*>(alloc_bytes(mul(max_batch_, s.out, "dropout mask"), true));
+    if (layers_[i].kind == LayerKind::Maxout)
+      s.argmax = static_cast<std::int32_t*>(alloc_bytes(mul(mul(max_batch_, s.out, "maxout"), 4, "maxout"), true));
+  }
+  const index_t grad_ws = mul(max_batch_, max_width_, "gradient workspace");
+  gbuf_[0] = alloc(grad_ws, true);
+  gbuf_[1] = alloc(grad_ws, true);
+  xbuf_ = alloc(mul(max_batch_, input_dim_, "batch"), true);
+  ybuf_ = static_cast<std::int64_t*>(alloc_bytes(mul(max_batch_, 8, "labels"), true));
+  ybuf_reg_ = alloc(mul(max_batch_, output_dim_, "targets"), true);
+}
+
+template <class T>
+void Net<T>::reserve(index_t max_batch) {
+  if (max_batch < 1) throw std::invalid_argument("max_batch must be >= 1");
+  if (max_batch <= max_batch_) return;
+  const index_t old = max_batch_;
+  max_batch_ = max_batch;
+  try {
+    allocate_workspace();
+  } catch (...) {
+    max_batch_ = old;
+    allocate_workspace();
+    throw;
+  }
+}
+
+template <class T>
+void Net<T>::enable_average(double decay) {
+  if (decay >= 1.0 || !std::isfinite(decay))
+    throw std::invalid_argument("the averaging decay must be < 1 (0 for a Polyak average, < 0 to switch off)");
+  avg_decay_ = decay;
+  average_count = 0;
+  if (decay < 0) return;
+  if (!average_) average_ = alloc(n_params_);
+  std::memcpy(average_, params_, sizeof(T) * n_params_);
+}
+
+template <class T>
+Net<T>::Net(std::vector<LayerSpec> layers, LossSpec loss, index_t max_batch, std::uint64_t seed_)
+    : seed(seed_), layers_(std::move(layers)), loss_(loss), max_batch_(max_batch) {
+  if (layers_.empty()) throw std::invalid_argument("a network needs at least one layer");
+  if (max_batch_ < 1) throw std::invalid_argument("max_batch must be >= 1");
+  if (layers_[0].in < 1) throw std::invalid_argument("the first layer needs its input size (in >= 1)");
+  input_dim_ = layers_[0].in;
+  slots_.resize(layers_.size());
+  // 1. shapes and checks
+  index_t width = input_dim_;
+  max_width_ = input_dim_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    LayerSpec& L = layers_[i];
+    const std::string where = "layer " + std::to_string(i) + " (" + layer_name(L.kind) + ")";
+    if (L.in == 0) L.in = width;
+    if (L.in != width)
+      throw std::invalid_argument(where + " expects " + std::to_string(L.in) + " input features but receives " +
+                                  std::to_string(width));
+    switch (L.kind) {
+      case LayerKind::Dense:
+        if (L.out < 1) throw std::invalid_argument(where + ": out must be >= 1");
+        break;
+      case LayerKind::Maxout:
+        if (L.k < 1 || L.in % L.k)
+          throw std::invalid_argument(where + ": " + std::to_string(L.in) + " features do not split into groups of k = " +
+                                      std::to_string(L.k));
+        L.out = L.in / L.k;
+        break;
+      case LayerKind::PReLU:
+        if (L.k != 1 && L.k != L.in)
+          throw std::invalid_argument(where + ": the number of slopes must be 1 or " + std::to_string(L.in));
+        L.out = L.in;
+        break;
+      case LayerKind::Dropout:
+        if (!(L.param > 0.0 && L.param <= 1.0))
+          throw std::invalid_argument(where + ": the keep probability must be in (0, 1]");
+        L.out = L.in;
+        break;
+      case LayerKind::BatchNorm:
+        if (!(L.param > 0.0) || !std::isfinite(L.param)) throw std::invalid_argument(where + ": eps must be > 0");
+        if (!(L.momentum >= 0.0 && L.momentum <= 1.0))
+          throw std::invalid_argument(where + ": momentum must be in [0, 1]");
+        L.out = L.in;
+        break;
+      case LayerKind::ELU:
+        if (!(L.param >= 0.0) || !std::isfinite(L.param)) throw std::invalid_argument(where + ": alpha must be >= 0");
+        L.out = L.in;
+        break;
+      case LayerKind::LeakyReLU:
+        if (!std::isfinite(L.param)) throw std::invalid_argument(where + ": slope must be finite");
+        L.out = L.in;
+        break;
+      default:
+        L.out = L.in;
+    }
+    slots_[i].in = L.in;
+    slots_[i].out = L.out;
+    width = L.out;
+    max_width_ = std::max(max_width_, width);
+  }
+  output_dim_ = width;
+
+  // 2. parameter layout: decayed tensors first, then the rest
+  auto add = [&](std::vector<TensorInfo>& infos, index_t& total, int layer, const std::string& name,
+                 std::vector<index_t> shape, bool decay) {
+    index_t size = 1;
+    for (index_t d : shape) size = mul(size, d, "parameter");
+    total = round_up(total, kAlignElems);
+    infos.push_back({std::to_string(layer) + "." + name, layer, total, size, std::move(shape), decay});
+    total += size;
+    return infos.back().offset;
+  };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSpec& L = layers_[i];
+    if (L.kind == LayerKind::Dense && L.decay) slots_[i].w = add(params_info_, n_params_, int(i), "weight", {L.in, L.out}, true);
+  }
+  n_decay_ = round_up(n_params_, kAlignElems);
+  n_params_ = n_decay_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSpec& L = layers_[i];
+    Slot& s = slots_[i];
+    if (L.kind == LayerKind::Dense && !L.decay) s.w = add(params_info_, n_params_, int(i), "weight", {L.in, L.out}, false);
+    if (L.kind == LayerKind::Dense && L.bias) s.b = add(params_info_, n_params_, int(i), "bias", {L.out}, false);
+    if (L.kind == LayerKind::BatchNorm && L.bias) {
+      s.w = add(params_info_, n_params_, int(i), "weight", {L.out}, false);
+      s.b = add(params_info_, n_params_, int(i), "bias", {L.out}, false);
+    }
+    if (L.kind == LayerKind::PReLU) s.w = add(params_info_, n_params_, int(i), "weight", {L.k}, false);
+    if (L.kind == LayerKind::BatchNorm) {
+      s.rm = add(buffers_info_, n_buffers_, int(i), "running_mean", {L.out}, false);
+      s.rv = add(buffers_info_, n_buffers_, int(i), "running_var", {L.out}, false);
+    }
+  }
+  n_params_ = round_up(n_params_, kAlignElems);
+  // 3. allocate: trained state zeroed; the workspace (sized and checked first) left to first touch
+  const double phys = physical_memory_bytes();
+  if (phys > 0 && double(sizeof(T)) * 6.0 * double(n_params_) > phys)
+    throw std::length_error("this network's " + std::to_string(n_params_) +
+                            " parameters need more memory (weights, gradients, optimizer state) than the machine's " +
+                            std::to_string(phys / 1e9) + " GB");
+  params_ = alloc(n_params_);
+  grads_ = alloc(n_params_);
+  std::memset(params_, 0, sizeof(T) * n_params_);
+  std::memset(grads_, 0, sizeof(T) * n_params_);
+  buffers_ = alloc(std::max<index_t>(n_buffers_, 1));
+  std::memset(buffers_, 0, sizeof(T) * std::max<index_t>(n_buffers_, 1));
+  saved_buffers_ = alloc(std::max<index_t>(n_buffers_, 1));
+  for (auto& s : slots_) {
+    const LayerKind k = layers_[&s - slots_.data()].kind;
+    if (k == LayerKind::BatchNorm) {
+      s.mean = alloc(s.out);
+      s.invstd = alloc(s.out);
+    }
+  }
+  allocate_workspace();
+  set_loss(loss_);
+  set_optimizer(OptimKind::SGD, StepHyper{});
+}
+
+template <class T>
+void Net<T>::set_loss(const LossSpec& loss) {
+  if (!(loss.l2 >= 0) || !(loss.l1 >= 0) || !std::isfinite(loss.l2) || !std::isfinite(loss.l1))
+    throw std::invalid_argument("l2 and l1 must be finite and >= 0");
+  if (!(loss.label_smoothing >= 0 && loss.label_smoothing < 1))
+    throw std::invalid_argument("label_smoothing must be in [0, 1)");
+  loss_ = loss;
+}
+
+template <class T>
+void Net<T>::set_optimizer(OptimKind kind, const StepHyper& hyper) {
+  const int ns = optimizer_state_count(kind);
+  for (int i = 0; i < 3; ++i) {
+    if (i < ns) {
+      if (!state_[i]) state_[i] = alloc(n_params_);
+      std::memset(state_[i], 0, sizeof(T) * n_params_);
+    }
+  }
+  opt_kind_ = kind;
+  hyper_ = hyper;
+  opt_t = 0;
+}
+
+template <class T>
+const T* Net<T>::output() const {
+  return slots_.back().y;
+}
+
+template <class T>
+void Net<T>::forward(const T* x, index_t n, bool train, std::uint64_t step_key) {
+  const T* in = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSpec& L = layers_[i];
+    Slot& s = slots_[i];
+    T* out = s.act;
+    const index_t ne = n * s.in;
+    switch (L.kind) {
+      case LayerKind::Dense:
+        dense_forward(out, in, params_ + s.w, s.b >= 0 ? params_ + s.b : nullptr, n, s.in, s.out);
+        break;
+      case LayerKind::ReLU: relu_forward(out, in, ne); break;
+      case LayerKind::LeakyReLU: leaky_relu_forward(out, in, T(L.param), ne); break;
+      case LayerKind::PReLU: prelu_forward(out, in, params_ + s.w, n, s.in, L.k); break;
+      case LayerKind::ELU: elu_forward(out, in, T(L.param), ne); break;
+      case LayerKind::Tanh: tanh_forward(out, in, ne); break;
+      case LayerKind::Sigmoid: sigmoid_forward(out, in, ne); break;
+      case LayerKind::Maxout: maxout_forward(out, s.argmax, in, n, s.out, L.k); break;
+      case LayerKind::BatchNorm: {
+        const T* g = s.w >= 0 ? params_ + s.w : nullptr;
+        const T* b = s.b >= 0 ? params_ + s.b : nullptr;
+        if (train)
+          batchnorm_forward_train(out, s.mean, s.invstd, buffers_ + s.rm, buffers_ + s.rv, in, g, b, n, s.in,
+                                  T(L.param), T(L.momentum), L.unbiased_var);
+        else
+          batchnorm_forward_eval(out, in, g, b, buffers_ + s.rm, buffers_ + s.rv, n, s.in, T(L.param));
+        break;
+      }
+      case LayerKind::Dropout:
+        if (train && L.param < 1.0) {
+          dropout_forward(out, s.mask, in, ne, L.param, seed, (step_key << 16) | std::uint64_t(i));
+        } else {
+          s.y = in;  // identity: no copy
+          in = s.y;
+          continue;
+        }
+        break;
+    }
+    s.y = out;
+    in = out;
+  }
+}
+
+template <class T>
+double Net<T>::data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_t n, bool want_grad) {
+  const T* scores = output();
+  T* d = want_grad ? gbuf_[0] : nullptr;
+  double loss = 0.0;
+  index_t bad = -1;
+  switch (loss_.kind) {
+    case LossKind::SoftmaxCrossEntropy:
+      bad = softmax_cross_entropy(&loss, d, scores, yc, n, output_dim_, loss_.label_smoothing, false);
+      break;
+    case LossKind::MulticlassSVM:
+      bad = svm_loss(&loss, d, scores, yc, n, output_dim_, loss_.margin, false);
+      break;
+    case LossKind::MSE:
+      mse_loss(&loss, d, scores, yr, n * output_dim_, 1.0 / double(n * output_dim_), false);
+      break;
+  }
+  if (bad >= 0)
+    throw std::invalid_argument("label " + std::to_string(yc[bad]) + " of batch row " + std::to_string(bad) +
+                                " is outside [0, " + std::to_string(output_dim_) + ")");
+  return loss;
+}
+
+template <class T>
+double Net<T>::reg_loss() const {
+  double r = 0.0;
+  if (loss_.l2 > 0) r += l2_penalty<T>(nullptr, params_, n_decay_, loss_.l2);
+  if (loss_.l1 > 0) r += l1_penalty<T>(nullptr, params_, n_decay_, loss_.l1);
+  return r;
+}
+
+template <class T>
+void Net<T>::backward(const T* x, index_t n) {
+  int cur = 0;  // gbuf_[cur] holds d(loss)/d(output of layer i)
+  for (size_t ii = layers_.size(); ii-- > 0;) {
+    const LayerSpec& L = layers_[ii];
+    Slot& s = slots_[ii];
+    const T* in = ii == 0 ? x : slots_[ii - 1].y;
+    const T* g = gbuf_[cur];
+    T* dx = ii == 0 ? nullptr : gbuf_[1 - cur];
+    const index_t ne = n * s.in;
+    const bool need_dx = dx != nullptr;
+    switch (L.kind) {
+      case LayerKind::Dense:
+        dense_backward(dx, grads_ + s.w, s.b >= 0 ? grads_ + s.b : nullptr, g, in, params_ + s.w, n, s.in, s.out, false);
+        break;
+      case LayerKind::ReLU:
+        if (need_dx) relu_backward(dx, g, in, ne, false);
+        break;
+      case LayerKind::LeakyReLU:
+        if (need_dx) leaky_relu_backward(dx, g, in, T(L.param), ne, false);
+        break;
+      case LayerKind::PReLU:
+        prelu_backward(dx, grads_ + s.w, g, in, params_ + s.w, n, s.in, L.k, false);
+        break;
+      case LayerKind::ELU:
+        if (need_dx) elu_backward(dx, g, s.y, T(L.param), ne, false);
+        break;
+      case LayerKind::Tanh:
+        if (need_dx) tanh_backward(dx, g, s.y, ne, false);
+        break;
+      case LayerKind::Sigmoid:
+        if (need_dx) sigmoid_backward(dx, g, s.y, ne, false);
+        break;
+      case LayerKind::Maxout:
+        if (need_dx) maxout_backward(dx, g, s.argmax, n, s.out, L.k, false);
+        break;
+      case LayerKind::BatchNorm:
+        batchnorm_backward(dx, s.w >= 0 ? grads_ + s.w : nullptr, s.b >= 0 ? grads_ + s.b : nullptr, g, in,
+                           s.w >= 0 ? params_ + s.w : nullptr, s.mean, s.invstd, n, s.in, false);
+        break;
+      case LayerKind::Dropout:
+        if (need_dx) {
+          if (L.param < 1.0)
+            dropout_backward(dx, g, s.mask, ne, L.param, false);
+          else
+            std::memcpy(dx, g, sizeof(T) * ne);
+        }
+        break;
+    }
+    cur = 1 - cur;
+  }
+}
+
+template <class T>
+void Net<T>::update(double lr, double momentum) {
+  StepHyper h = hyper_;
+  h.lr = lr;
+  h.momentum = momentum;
+  h.t = ++opt_t;
+  h.l2 = loss_.l2;
+  h.l1 = loss_.l1;
+  optimizer_step(opt_kind_, params_, state_, grads_, n_decay_, h);
+  h.l2 = h.l1 = 0.0;
+  h.weight_decay = 0.0;  // AdamW's decay, like the penalties, applies to the decayed tensors only
+  T* rest[3] = {nullptr, nullptr, nullptr};
+  for (int i = 0; i < n_state(); ++i) rest[i] = state_[i] + n_decay_;
+  optimizer_step(opt_kind_, params_ + n_decay_, rest, grads_ + n_decay_, n_params_ - n_decay_, h);
+  if (avg_decay_ >= 0.0) {
+    ++average_count;
+    const double a = avg_decay_ > 0.0 ? 1.0 - avg_decay_ : 1.0 / double(average_count);
+    const T* w = params_;
+    T* avg = average_;
+    parallel_for(n_params_, 16384, [&](index_t lo, index_t hi) {
+      const T c = T(a);
+#pragma omp simd
+      for (index_t i = lo; i < hi; ++i) avg[i] += c * (w[i] - avg[i]);
+    });
+  }
+}
+
+template <class T>
+StepLoss Net<T>::train_step(const T* x, const std::int64_t* yc, const T* yr, index_t n, double lr,
+                            double momentum, bool* finite) {
+  if (n < 1 || n > max_batch_)
+    throw std::invalid_argument("batch of " + std::to_string(n) + " rows; this network takes 1 to " +
+                                std::to_string(max_batch_));
+  // running statistics are restored if the step turns out not finite
+  if (n_buffers_) std::memcpy(saved_buffers_, buffers_, sizeof(T) * n_buffers_);
+  forward(x, n, true, step);
+  StepLoss r;
+  r.data_loss = data_loss_and_dscores(yc, yr, n, true);
+  r.reg_loss = reg_loss();
+  r.loss = r.data_loss + r.reg_loss;
+  *finite = std::isfinite(r.loss);
+  if (!*finite) {
+    if (n_buffers_) std::memcpy(buffers_, saved_buffers_, sizeof(T) * n_buffers_);
+    return r;
+  }
+  backward(x, n);
+  update(lr, momentum);
+  ++step;
+  return r;
+}
+
+template <class T>
+index_t Net<T>::train_epoch(const T* X, const std::int64_t* Yc, const T* Yr, index_t N,
+                            const std::int64_t* order, index_t n_order, index_t batch,
+                            const double* lrs, const double* mus, double* losses) {
+  if (batch < 1 || batch > max_batch_)
+    throw std::invalid_argument("batch_size " + std::to_string(batch) + " must be in [1, " +
+                                std::to_string(max_batch_) + "]");
+  for (index_t i = 0; i < n_order; ++i)
+    if (order[i] < 0 || order[i] >= N)
+      throw std::invalid_argument("order[" + std::to_string(i) + "] = " + std::to_string(order[i]) +
+                                  " is not a row of X (" + std::to_string(N) + " rows)");
+  const index_t steps = (n_order + batch - 1) / batch;
+  const index_t D = input_dim_, C = output_dim_;
+  for (index_t s = 0; s < steps; ++s) {
+    const index_t r0 = s * batch, nb = std::min(batch, n_order - r0);
+    parallel_for(nb, std::max<index_t>(1, 16384 / std::max<index_t>(1, D)), [&](index_t a, index_t b) {
+      for (index_t r = a; r < b; ++r) {
+        const std::int64_t src = order[r0 + r];
+        std::memcpy(xbuf_ + r * D, X + src * D, sizeof(T) * D);
+        if (Yc) ybuf_[r] = Yc[src];
+        if (Yr) std::memcpy(ybuf_reg_ + r * C, Yr + src * C, sizeof(T) * C);
+      }
+    }, 1);
+    bool finite = true;
+    const StepLoss l = train_step(xbuf_, Yc ? ybuf_ : nullptr, Yr ? ybuf_reg_ : nullptr, nb, lrs[s], mus[s], &finite);
+    losses[s] = l.loss;
+    if (!finite) return s;
+  }
+  return steps;
+}
+
+template <class T>
+StepLoss Net<T>::loss_and_grad(const T* x, const std::int64_t* yc, const T* yr, index_t n, bool train) {
+  if (n < 1 || n > max_batch_)
+    throw std::invalid_argument("batch of " + std::to_string(n) + " rows; this network takes 1 to " +
+                                std::to_string(max_batch_));
+  if (n_buffers_) std::memcpy(saved_buffers_, buffers_, sizeof(T) * n_buffers_);  // left untouched
+  forward(x, n, train, step);
+  StepLoss r;
+  r.data_loss = data_loss_and_dscores(yc, yr, n, true);
+  r.reg_loss = reg_loss();
+  r.loss = r.data_loss + r.reg_loss;
+  backward(x, n);
+  if (loss_.l2 > 0) l2_penalty<T>(grads_, params_, n_decay_, loss_.l2, true);
+  if (loss_.l1 > 0) l1_penalty<T>(grads_, params_, n_decay_, loss_.l1, true);
+  if (n_buffers_) std::memcpy(buffers_, saved_buffers_, sizeof(T) * n_buffers_);
+  return r;
+}
+
+template <class T>
+void Net<T>::predict(const T* X, index_t N, T* out, bool proba) {
+  const index_t C = output_dim_;
+  for (index_t r0 = 0; r0 < N; r0 += max_batch_) {
+    const index_t nb = std::min(max_batch_, N - r0);
+    forward(X + r0 * input_dim_, nb, false, step);
+    if (proba && loss_.kind != LossKind::MSE)
+      softmax(out + r0 * C, output(), nb, C);
+    else
+      std::memcpy(out + r0 * C, output(), sizeof(T) * nb * C);
+  }
+}
+
+template <class T>
+void Net<T>::evaluate(const T* X, const std::int64_t* Yc, const T* Yr, index_t N, double* loss,
+                      double* accuracy) {
+  const index_t C = output_dim_;
+  double total = 0.0;
+  index_t correct = 0;
+  for (index_t r0 = 0; r0 < N; r0 += max_batch_) {
+    const index_t nb = std::min(max_batch_, N - r0);
+    forward(X + r0 * input_dim_, nb, false, step);
+    total += data_loss_and_dscores(Yc ? Yc + r0 : nullptr, Yr ? Yr + r0 * C : nullptr, nb, false) * double(nb);
+    if (Yc) {
+      const T* s = output();
+      for (index_t r = 0; r < nb; ++r) {
+        index_t best = 0;
+        for (index_t j = 1; j < C; ++j)
+          if (s[r * C + j] > s[r * C + best]) best = j;
+        correct += best == Yc[r0 + r];
+      }
+    }
+  }
+  *loss = N ? total / double(N) : 0.0;
+  *accuracy = N && Yc ? double(correct) / double(N) : 0.0;
+}
+
+template class Net<float>;
+template class Net<double>;
+
+}  // namespace fastnn
