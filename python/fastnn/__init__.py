@@ -28,7 +28,22 @@ finally:
     else:
         _os.environ["OPENBLAS_NUM_THREADS"] = _saved_blas_env
 
+from fastnn import losses, optim, schedules  # noqa: E402
 from fastnn._threads import get_num_threads, set_num_threads, threads  # noqa: E402
+from fastnn.layers import (  # noqa: E402
+    ELU,
+    BatchNorm,
+    Dense,
+    Dropout,
+    LeakyReLU,
+    Maxout,
+    PReLU,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from fastnn.model import MLP, Sequential  # noqa: E402
+from fastnn.trainer import NonFiniteLossError, Trainer  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -38,7 +53,29 @@ __all__ = [
     "set_num_threads",
     "threads",
     "build_info",
+    "Sequential",
+    "MLP",
+    "Trainer",
+    "NonFiniteLossError",
+    "load",
+    "Dense",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "Tanh",
+    "Sigmoid",
+    "Maxout",
+    "BatchNorm",
+    "Dropout",
 ]
+
+
+def load(path):  # noqa: ANN001 - documented in fastnn.io.load
+    """Load a model checkpoint (see :func:`fastnn.io.load`)."""
+    from fastnn.io import load as _load
+
+    return _load(path)
 
 
 def build_info() -> dict[str, object]:

@@ -1,0 +1,283 @@
+"""Training callbacks with Keras's names: History, EarlyStopping, ModelCheckpoint,
+ReduceLROnPlateau, LearningRateScheduler, WeightAveraging.
+
+Callbacks run between epochs (an epoch itself runs in C++). Each sees the trainer (``self.trainer``,
+with ``.model``, ``.history``, ``.lr_scale`` and ``.stop_training``) and the epoch's logs
+(``loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``lr``, ...). Callbacks with state
+(patience counters, best values) save and restore it through ``get_state``/``set_state``, so a
+training run resumed from a checkpoint behaves as if it had not stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Callback",
+    "History",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "LearningRateScheduler",
+    "WeightAveraging",
+]
+
+
+class Callback:
+    """Base class; override any of the hooks."""
+
+    trainer: Any = None
+
+    def set_trainer(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, logs: dict | None = None) -> None: ...
+
+    def on_train_end(self, logs: dict | None = None) -> None: ...
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
+
+    def get_state(self) -> dict:
+        return {}
+
+    def set_state(self, state: dict) -> None: ...
+
+
+class History(Callback):
+    """Everything a run recorded: per-epoch logs and every batch loss.
+
+    Attributes
+    ----------
+    epoch : list of int
+        Epoch numbers (1-based, as completed).
+    history : dict of str to list
+        Per-epoch values: ``loss`` (mean batch loss, with penalties, in training mode),
+        ``train_acc`` / ``train_loss`` (evaluation mode on a fixed subset of the training set),
+        ``val_loss`` / ``val_acc``, ``lr``, ``seconds``, ``samples_per_s``.
+    batch_loss : list of float
+        The loss of every step, in order; ``batch_epoch`` gives each one's position in epochs
+        (the x axis of a loss curve in epochs, not iterations).
+    """
+
+    def __init__(self) -> None:
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+        self.batch_loss: list[float] = []
+        self.batch_epoch: list[float] = []
+
+    def record_batches(self, epoch: int, losses: np.ndarray, steps_per_epoch: int, first: int = 0) -> None:
+        n = len(losses)
+        self.batch_loss.extend(float(v) for v in losses)
+        self.batch_epoch.extend(epoch + (first + i + 1) / steps_per_epoch for i in range(n))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.append(epoch + 1)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(float(v))
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, "history": self.history, "batch_loss": self.batch_loss,
+                "batch_epoch": self.batch_epoch}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> History:
+        h = cls()
+        h.epoch = list(d.get("epoch", []))
+        h.history = {k: list(v) for k, v in d.get("history", {}).items()}
+        h.batch_loss = list(d.get("batch_loss", []))
+        h.batch_epoch = list(d.get("batch_epoch", []))
+        return h
+
+    def get_state(self) -> dict:
+        return self.to_dict()
+
+    def set_state(self, state: dict) -> None:
+        other = History.from_dict(state)
+        self.__dict__.update(other.__dict__)
+
+
+class _Monitor(Callback):
+    """Shared logic: which metric, which direction is better, and by how much."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float) -> None:
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if ("acc" in monitor or "score" in monitor) else "min"
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(float(min_delta))
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def _value(self, logs: dict | None) -> float | None:
+        if not logs or self.monitor not in logs:
+            return None
+        return float(logs[self.monitor])
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def get_state(self) -> dict:
+        return {"best": self.best}
+
+    def set_state(self, state: dict) -> None:
+        self.best = float(state.get("best", self.best))
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the model gets back the weights of its best epoch at the end.
+    """
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 5,
+                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+        super().__init__(monitor, mode, min_delta)
+        if int(patience) < 0:
+            raise ValueError("patience must be >= 0")
+        self.patience, self.restore_best_weights = int(patience), bool(restore_best_weights)
+        self.wait, self.stopped_epoch, self.best_epoch = 0, None, None
+        self._best_weights: dict | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = self._value(logs)
+        if value is None:
+            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which the logs do not have "
+                           f"({sorted(logs or {})}); pass validation data or monitor another metric")
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch + 1, 0
+            if self.restore_best_weights:
+                self._best_weights = self.trainer.model.get_weights()
+        else:
+            self.wait += 1
+            if self.wait > self.patience:
+                self.trainer.stop_training = True
+                self.stopped_epoch = epoch + 1
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.restore_best_weights and self._best_weights is not None:
+            self.trainer.model.set_weights(self._best_weights)
+
+    def get_state(self) -> dict:
+        return {**super().get_state(), "wait": self.wait, "best_epoch": self.best_epoch}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.wait = int(state.get("wait", 0))
+        self.best_epoch = state.get("best_epoch")
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model (atomically) at the end of epochs.
+
+    ``filepath`` may use ``{epoch}``, ``{val_acc}``, ``{val_loss}``, ``{loss}``, ``{train_acc}``
+    with format specs, e.g. ``"run/{val_acc:.4f}_{epoch:03d}.safetensors"``. With
+    ``save_best_only`` only epochs that improve ``monitor`` are saved. The checkpoint holds the
+    optimizer state and the trainer's state, so training can be resumed from it.
+    """
+
+    def __init__(self, filepath: str | Path, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto", min_delta: float = 0.0) -> None:
+        super().__init__(monitor, mode, min_delta)
+        self.filepath, self.save_best_only = str(filepath), bool(save_best_only)
+        self.saved: list[str] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = dict(logs or {})
+        if self.save_best_only:
+            value = self._value(logs)
+            if value is None:
+                raise KeyError(f"ModelCheckpoint monitors {self.monitor!r}, which the logs do not have")
+            if not self._improved(value):
+                return
+            self.best = value
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as exc:
+            raise KeyError(f"ModelCheckpoint: the file name template uses {exc}, which the logs do not "
+                           f"have ({sorted(logs)})") from None
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.trainer.save_checkpoint(path)
+        self.saved.append(path)
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs.
+
+    The reduction scales whatever schedule the optimizer follows; ``min_lr`` bounds the result.
+    """
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0) -> None:
+        super().__init__(monitor, mode, min_delta)
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+        self.factor, self.patience, self.cooldown = float(factor), int(patience), int(cooldown)
+        self.min_lr = float(min_lr)
+        self.wait, self.cooldown_left = 0, 0
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        value = self._value(logs)
+        if value is None:
+            raise KeyError(f"ReduceLROnPlateau monitors {self.monitor!r}, which the logs do not have")
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self._improved(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_left == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.trainer.lr_scale *= self.factor
+                self.trainer.min_lr = max(self.trainer.min_lr, self.min_lr)
+                self.cooldown_left, self.wait = self.cooldown, 0
+
+    def get_state(self) -> dict:
+        return {**super().get_state(), "wait": self.wait, "cooldown_left": self.cooldown_left}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.wait = int(state.get("wait", 0))
+        self.cooldown_left = int(state.get("cooldown_left", 0))
+
+
+class LearningRateScheduler(Callback):
+    """Keras-style: ``schedule(epoch, lr) -> lr`` sets the learning rate of each epoch (0-based
+    epoch; ``lr`` is the previous epoch's). For schedules within an epoch, give the optimizer a
+    :mod:`fastnn.schedules` schedule instead."""
+
+    def __init__(self, schedule: Callable[[int, float], float]) -> None:
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        lr = float(self.schedule(epoch, self.trainer.current_lr))
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"LearningRateScheduler returned {lr!r} for epoch {epoch}")
+        self.trainer.lr_override = lr
+
+
+class WeightAveraging(Callback):
+    """Keep a running average of the weights from ``start_epoch`` on (EMA with ``decay``, or
+    ``"polyak"``), updated in C++ every step. ``trainer.model.averaged()`` then gives a model with
+    the averaged weights; with ``apply_at_end`` the model takes them when training ends."""
+
+    def __init__(self, decay: float | str = 0.999, start_epoch: int = 0, apply_at_end: bool = False) -> None:
+        self.decay, self.start_epoch, self.apply_at_end = decay, int(start_epoch), bool(apply_at_end)
+        self.started = False
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if not self.started and epoch >= self.start_epoch:
+            self.trainer.model.enable_averaging(self.decay)
+            self.started = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.apply_at_end and self.started:
+            avg = self.trainer.model.averaged()
+            self.trainer.model.set_weights(avg.get_weights())

@@ -1,0 +1,188 @@
+"""Learning-rate (and momentum) schedules: pure functions of the training step or epoch.
+
+A schedule maps ``t`` to a value. Its ``unit`` says what ``t`` counts: ``"step"`` (mini-batch
+updates) or ``"epoch"`` (fractional: step / steps_per_epoch, so a schedule in epochs still changes
+smoothly within an epoch unless it is piecewise constant). Schedules accept NumPy arrays, so the
+trainer evaluates a whole epoch's values at once and hands them to the C++ loop; joining schedules
+(warm-up then cosine) is a function of functions.
+
+``reduce-on-plateau`` needs the validation metric, so it is a callback
+(:class:`fastnn.callbacks.ReduceLROnPlateau`), not a schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "Schedule",
+    "constant",
+    "step_decay",
+    "exponential",
+    "inverse_time",
+    "piecewise",
+    "cosine",
+    "cosine_restarts",
+    "warmup",
+    "linear",
+    "linear_scaling",
+    "as_schedule",
+]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A pure function ``t -> value`` with the unit ``t`` is measured in."""
+
+    fn: Callable[[np.ndarray], np.ndarray]
+    unit: str = "epoch"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("step", "epoch"):
+            raise ValueError(f"unit must be 'step' or 'epoch', got {self.unit!r}")
+
+    def __call__(self, t):
+        out = np.asarray(self.fn(np.asarray(t, dtype=np.float64)), dtype=np.float64)
+        return float(out) if out.ndim == 0 else out
+
+    def values(self, steps: np.ndarray, steps_per_epoch: int) -> np.ndarray:
+        """The schedule at global steps ``steps`` (an int array)."""
+        t = np.asarray(steps, dtype=np.float64)
+        if self.unit == "epoch":
+            t = t / float(steps_per_epoch)
+        return np.broadcast_to(np.asarray(self(t), dtype=np.float64), t.shape).copy()
+
+    def __repr__(self) -> str:
+        return self.description or f"Schedule({self.unit})"
+
+
+def _check_positive(v: float, what: str, allow_zero: bool = False) -> float:
+    v = float(v)
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
+    return v
+
+
+def constant(value: float) -> Schedule:
+    value = _check_positive(value, "value", allow_zero=True)
+    return Schedule(lambda t: np.full_like(t, value), "step", f"constant({value})")
+
+
+def step_decay(initial: float, factor: float = 0.5, every: float = 10, unit: str = "epoch") -> Schedule:
+    """``initial * factor ** floor(t / every)`` (the notes' "reduce by half every few epochs")."""
+    initial = _check_positive(initial, "initial")
+    factor = _check_positive(factor, "factor")
+    every = _check_positive(every, "every")
+    return Schedule(lambda t: initial * factor ** np.floor(t / every), unit,
+                    f"step_decay({initial}, factor={factor}, every={every} {unit}s)")
+
+
+def exponential(initial: float, k: float, unit: str = "epoch") -> Schedule:
+    """``initial * exp(-k t)``."""
+    initial = _check_positive(initial, "initial")
+    k = _check_positive(k, "k", allow_zero=True)
+    return Schedule(lambda t: initial * np.exp(-k * t), unit, f"exponential({initial}, k={k}/{unit})")
+
+
+def inverse_time(initial: float, k: float, unit: str = "epoch") -> Schedule:
+    """``initial / (1 + k t)`` (1/t decay)."""
+    initial = _check_positive(initial, "initial")
+    k = _check_positive(k, "k", allow_zero=True)
+    return Schedule(lambda t: initial / (1.0 + k * t), unit, f"inverse_time({initial}, k={k}/{unit})")
+
+
+def piecewise(boundaries: Sequence[float], values: Sequence[float], unit: str = "epoch") -> Schedule:
+    """``values[i]`` for ``boundaries[i-1] <= t < boundaries[i]`` (len(values) = len(boundaries) + 1)."""
+    b = np.asarray(boundaries, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != (b.size + 1,):
+        raise ValueError("piecewise needs exactly one more value than boundaries")
+    if b.size and np.any(np.diff(b) <= 0):
+        raise ValueError("piecewise boundaries must increase")
+    if np.any(v < 0) or not np.all(np.isfinite(v)):
+        raise ValueError("piecewise values must be finite and >= 0")
+    return Schedule(lambda t: v[np.searchsorted(b, t, side="right")], unit,
+                    f"piecewise({list(b)}, {list(v)})")
+
+
+def cosine(initial: float, total: float, final: float = 0.0, unit: str = "epoch") -> Schedule:
+    """Cosine annealing from ``initial`` to ``final`` over ``total`` units, then ``final``."""
+    initial = _check_positive(initial, "initial")
+    total = _check_positive(total, "total")
+    final = _check_positive(final, "final", allow_zero=True)
+
+    def f(t):
+        frac = np.clip(t / total, 0.0, 1.0)
+        return final + 0.5 * (initial - final) * (1.0 + np.cos(np.pi * frac))
+
+    return Schedule(f, unit, f"cosine({initial} -> {final} over {total} {unit}s)")
+
+
+def cosine_restarts(initial: float, period: float, mult: float = 1.0, final: float = 0.0,
+                    unit: str = "epoch") -> Schedule:
+    """SGDR: cosine annealing restarted every period, each period ``mult`` times longer."""
+    initial = _check_positive(initial, "initial")
+    period = _check_positive(period, "period")
+    if mult < 1:
+        raise ValueError(f"mult must be >= 1, got {mult!r}")
+    final = _check_positive(final, "final", allow_zero=True)
+
+    def f(t):
+        t = np.asarray(t, dtype=np.float64)
+        if mult == 1.0:
+            frac = np.mod(t, period) / period
+        else:
+            # index of the current cycle and the time since it began
+            k = np.floor(np.log1p(t * (mult - 1) / period) / np.log(mult))
+            start = period * (mult**k - 1) / (mult - 1)
+            frac = (t - start) / (period * mult**k)
+        return final + 0.5 * (initial - final) * (1.0 + np.cos(np.pi * np.clip(frac, 0, 1)))
+
+    return Schedule(f, unit, f"cosine_restarts({initial}, period={period}, mult={mult})")
+
+
+def linear(start: float, end: float, duration: float, unit: str = "epoch") -> Schedule:
+    """From ``start`` to ``end`` linearly over ``duration``, then ``end`` (e.g. momentum 0.5 -> 0.99)."""
+    duration = _check_positive(duration, "duration")
+    return Schedule(lambda t: start + (end - start) * np.clip(t / duration, 0.0, 1.0), unit,
+                    f"linear({start} -> {end} over {duration} {unit}s)")
+
+
+def warmup(schedule: Schedule | float, duration: float, start: float = 0.0, unit: str | None = None) -> Schedule:
+    """Linear warm-up from ``start`` to the schedule's value over ``duration``, then the schedule.
+
+    The warm-up is measured in the schedule's unit (or ``unit`` for a constant).
+    """
+    sched = as_schedule(schedule)
+    u = unit or sched.unit
+    duration = _check_positive(duration, "duration")
+    if u != sched.unit:
+        raise ValueError("warmup: unit must match the wrapped schedule's unit")
+
+    def f(t):
+        t = np.asarray(t, dtype=np.float64)
+        base = np.asarray(sched.fn(t), dtype=np.float64)
+        return np.where(t < duration, start + (base - start) * t / duration, base)
+
+    return Schedule(f, u, f"warmup({duration} {u}s) then {sched!r}")
+
+
+def linear_scaling(base_lr: float, batch_size: int, base_batch_size: int = 256) -> float:
+    """The linear scaling rule for large batches: ``base_lr * batch_size / base_batch_size``."""
+    if batch_size < 1 or base_batch_size < 1:
+        raise ValueError("batch sizes must be >= 1")
+    return _check_positive(base_lr, "base_lr") * batch_size / base_batch_size
+
+
+def as_schedule(value: float | Schedule | Callable) -> Schedule:
+    """A constant for a number; a Schedule as is; a plain callable of the epoch as a Schedule."""
+    if isinstance(value, Schedule):
+        return value
+    if callable(value):
+        return Schedule(value, "epoch", getattr(value, "__name__", "callable"))
+    return constant(value)
