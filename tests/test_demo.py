@@ -29,7 +29,7 @@ def test_training_reaches_high_accuracy():
 
 
 def test_command_line_runs():
-    out = subprocess.run([sys.executable, "-m", "fastnn", "train", "--epochs", "3", "--threads", "1"],
+    out = subprocess.run([sys.executable, "-m", "fastnn", "demo", "--epochs", "3", "--threads", "1"],
                          capture_output=True, text=True, check=True)
     assert "test accuracy" in out.stdout and "epoch   3" in out.stdout
     info = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True,

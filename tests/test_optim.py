@@ -4,11 +4,10 @@ and results do not depend on the thread count."""
 
 from __future__ import annotations
 
+import fastnn
 import numpy as np
 import pytest
 from conftest import many_threads
-
-import fastnn
 from fastnn import _core
 
 STATES = {"sgd": 0, "momentum": 1, "nesterov": 1, "adagrad": 1, "rmsprop": 1, "adam": 2, "adamw": 2,

@@ -68,6 +68,9 @@ __all__ = [
     "Maxout",
     "BatchNorm",
     "Dropout",
+    "losses",
+    "optim",
+    "schedules",
 ]
 
 

@@ -70,7 +70,10 @@ def train_val_test_split(X: np.ndarray, y: np.ndarray, val: float = 0.2, test: f
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if (stratify and y.dtype.kind in "iub") else [np.arange(len(y))]
+    if stratify and y.dtype.kind in "iub":
+        groups = [np.flatnonzero(y == c) for c in np.unique(y)]
+    else:
+        groups = [np.arange(len(y))]
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for g in groups:
         g = rng.permutation(g)

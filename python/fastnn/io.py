@@ -171,8 +171,9 @@ def _read(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         meta = json.loads(raw_meta["fastnn"])
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: the fastnn metadata is damaged ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: unsupported fastnn checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    fmt = meta.get("format") if isinstance(meta, dict) else meta
+    if fmt != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported fastnn checkpoint format {fmt!r}")
     sums = meta.get("checksums", {})
     if set(sums) != set(tensors):
         raise ValueError(f"{path}: the tensors do not match the checkpoint's index (damaged file)")
