@@ -55,7 +55,8 @@ def test_parameter_views_are_zero_copy():
     assert np.shares_memory(w, m._net.params)
 
 
-@pytest.mark.parametrize("scheme,std", [("he", lambda i, o: np.sqrt(2 / i)), ("xavier", lambda i, o: np.sqrt(2 / (i + o))),
+@pytest.mark.parametrize("scheme,std", [("he", lambda i, o: np.sqrt(2 / i)),
+                                        ("xavier", lambda i, o: np.sqrt(2 / (i + o))),
                                         ("lecun", lambda i, o: np.sqrt(1 / i)), ("small_random", lambda i, o: 0.01),
                                         ("he_uniform", lambda i, o: np.sqrt(2 / i)),
                                         ("xavier_uniform", lambda i, o: np.sqrt(2 / (i + o))),
@@ -372,7 +373,7 @@ def test_weight_averaging_matches_numpy_ema():
         np.testing.assert_allclose(avg.params[k], ema[k], rtol=1e-12)
     m.enable_averaging("polyak")
     seen = []
-    for i in range(4):
+    for _ in range(4):
         m.train_step(X[:20], y[:20])
         seen.append({k: v.copy() for k, v in m.params.items()})
     avg = m.averaged()

@@ -40,7 +40,8 @@ def test_pure_functions():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("make", [lambda: S.step_decay(-1), lambda: S.cosine(1.0, 0), lambda: S.piecewise([1, 1], [1, 2, 3]),
+@pytest.mark.parametrize("make", [lambda: S.step_decay(-1), lambda: S.cosine(1.0, 0),
+                                  lambda: S.piecewise([1, 1], [1, 2, 3]),
                                   lambda: S.piecewise([1], [1]), lambda: S.cosine_restarts(1, 1, mult=0.5),
                                   lambda: S.linear_scaling(0.1, 0), lambda: S.Schedule(lambda t: t, unit="batch")])
 def test_bad_schedules(make):
