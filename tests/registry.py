@@ -295,6 +295,37 @@ OPS.append(Op("batchnorm", _bn_make,
               rtol64=1e-10))
 
 
+# Batch norm in evaluation mode (running statistics)
+def _bne_make(rng, shape, dtype):
+    d = _bn_make(rng, shape, dtype)
+    D = d["x"].shape[1]
+    d["running_mean"] = rng.uniform(-1, 1, D).astype(dtype)
+    d["running_var"] = rng.uniform(0.5, 3, D).astype(dtype)
+    return d
+
+
+def _bne_np_forward(d):
+    return d["gamma"] * (d["x"] - d["running_mean"]) / np.sqrt(d["running_var"] + 1e-5) + d["beta"]
+
+
+def _bne_np_backward(d, dout):
+    inv = 1 / np.sqrt(d["running_var"] + 1e-5)
+    return {"x": dout * d["gamma"] * inv, "gamma": (dout * (d["x"] - d["running_mean"]) * inv).sum(0), "beta": dout.sum(0)}
+
+
+def _bne_backward(mod, d, dout):
+    dx, dg, db = mod.batchnorm_backward_eval(dout, d["x"], d["gamma"], d["running_mean"], d["running_var"])
+    return {"x": dx, "gamma": dg, "beta": db}
+
+
+OPS.append(Op("batchnorm_eval", _bne_make,
+              lambda mod, d: mod.batchnorm_forward_eval(d["x"], d["gamma"], d["beta"], d["running_mean"], d["running_var"]),
+              _bne_backward, _bne_np_forward, _bne_np_backward, ("x", "gamma", "beta"),
+              forward_out=lambda mod, d, out: mod.batchnorm_forward_eval(
+                  d["x"], d["gamma"], d["beta"], d["running_mean"], d["running_var"], out=out),
+              shapes=((1, 1), (2, 7), (3, 5), (17, 33), (64, 257), (300, 600)), rtol32=2e-5, rtol64=1e-12))
+
+
 # --------------------------------------------------------------------------------------------
 # Dropout (forward with a fixed seed/stream; backward from its mask)
 # --------------------------------------------------------------------------------------------

@@ -64,8 +64,8 @@ def np_step(name, w, st, g, h, t):
         prev, s = st
         s = np.where(s == 0, lr, s)
         d = g * prev
-        s = np.where(d > 0, np.minimum(s * h["eta_plus"], h["step_max"]),
-                     np.where(d < 0, np.maximum(s * h["eta_minus"], h["step_min"]), s))
+        s = np.clip(s * np.where(d > 0, h["eta_plus"], np.where(d < 0, h["eta_minus"], 1.0)),
+                    h["step_min"], h["step_max"])
         g = np.where(d < 0, 0.0, g)
         return w - np.sign(g) * s, [g, s]
     if name == "gains":

@@ -570,6 +570,45 @@ void bind_batchnorm(py::module_& m) {
       "dout"_a, "x"_a, "gamma"_a, "mean"_a, "invstd"_a, py::kw_only(), "dx"_a = py::none(),
       "dgamma"_a = py::none(), "dbeta"_a = py::none(), "accumulate"_a = false,
       "Batch-norm backward (closed form): returns (dx, dgamma, dbeta).");
+  m.def(
+      "batchnorm_backward_eval",
+      [param](py::handle dout_, py::handle x_, py::handle gamma_, py::handle rm_, py::handle rv_, double eps,
+              py::handle dx_, py::handle dgamma_, py::handle dbeta_, bool acc) {
+        const char* fn = "batchnorm_backward_eval";
+        require_range(eps, fn, "eps", 0, kInf, true, true);
+        py::array dout = input(dout_, fn, "dout");
+        const DType dt = float_dtype(dout, fn, "dout");
+        require_ndim(dout, fn, "dout", 2, 2);
+        const py::ssize_t N = dout.shape(0), D = dout.shape(1);
+        py::array x = input(x_, fn, "x", dt);
+        require_shape(x, fn, "x", {N, D}, "it must match dout");
+        OptArray gamma;
+        if (!gamma_.is_none()) gamma = param(gamma_, fn, "gamma", dt, D);
+        py::array rm = param(rm_, fn, "running_mean", dt, D);
+        py::array rv = param(rv_, fn, "running_var", dt, D);
+        py::array dx = grad_output(dx_, fn, "dx", dt, {N, D}, acc);
+        py::array dgamma = grad_output(dgamma_, fn, "dgamma", dt, {D}, acc);
+        py::array dbeta = grad_output(dbeta_, fn, "dbeta", dt, {D}, acc);
+        require_no_overlap(dx, "dx", dout, "dout", fn, true);
+        require_no_overlap(dx, "dx", x, "x", fn, false);
+        dispatch(dt, [&](auto t) {
+          using T = decltype(t);
+          T* pdx = ptr<T>(dx);
+          T* pdg = ptr<T>(dgamma);
+          T* pdb = ptr<T>(dbeta);
+          const T* g = cptr<T>(dout);
+          const T* xi = cptr<T>(x);
+          const T* ga = cptr<T>(gamma);
+          const T* prm = cptr<T>(rm);
+          const T* prv = cptr<T>(rv);
+          py::gil_scoped_release nogil;
+          FASTNN_K(batchnorm_backward_eval)(pdx, pdg, pdb, g, xi, ga, prm, prv, index_t(N), index_t(D), T(eps), acc);
+        });
+        return py::make_tuple(dx, dgamma, dbeta);
+      },
+      "dout"_a, "x"_a, "gamma"_a, "running_mean"_a, "running_var"_a, py::kw_only(), "eps"_a = 1e-5,
+      "dx"_a = py::none(), "dgamma"_a = py::none(), "dbeta"_a = py::none(), "accumulate"_a = false,
+      "Evaluation-mode batch-norm backward (running statistics): returns (dx, dgamma, dbeta).");
 }
 
 // ------------------------------------------------------------------------------------------

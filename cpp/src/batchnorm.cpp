@@ -217,7 +217,45 @@ void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, c
   });
 }
 
+template <class T>
+void batchnorm_backward_eval(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, const T* gamma,
+                             const T* rm, const T* rv, index_t N, index_t D, T eps, bool acc) {
+  parallel_columns(N, D, [&](index_t j0, index_t j1) {
+    const index_t w = j1 - j0;
+    double s1[kW] = {0}, s2[kW] = {0};
+    bwd_sums_leaf(s1, s2, dout, x, rm + j0, N, D, j0, w);  // sum dout, sum dout * (x - rm)
+    T a[kW], zero[kW];
+    for (index_t j = 0; j < w; ++j) {
+      const double is = 1.0 / std::sqrt(double(rv[j0 + j]) + double(eps));
+      if (dbeta) dbeta[j0 + j] = acc ? T(dbeta[j0 + j] + s1[j]) : T(s1[j]);
+      if (dgamma) dgamma[j0 + j] = acc ? T(dgamma[j0 + j] + s2[j] * is) : T(s2[j] * is);
+      a[j] = T((gamma ? double(gamma[j0 + j]) : 1.0) * is);
+      zero[j] = T(0);
+    }
+    if (dx) bwd_dx_leaf(dx, dout, x, rm + j0, a, zero, zero, N, D, j0, w, acc);
+  });
+}
+
 namespace ref {
+template <class T>
+void batchnorm_backward_eval(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, const T* gamma,
+                             const T* rm, const T* rv, index_t N, index_t D, T eps, bool acc) {
+  for (index_t j = 0; j < D; ++j) {
+    const double is = 1.0 / std::sqrt(double(rv[j]) + eps), g = gamma ? gamma[j] : 1.0;
+    double db = 0, dg = 0;
+    for (index_t r = 0; r < N; ++r) {
+      db += dout[r * D + j];
+      dg += double(dout[r * D + j]) * (double(x[r * D + j]) - double(rm[j])) * is;
+      if (dx) {
+        const double v = double(dout[r * D + j]) * g * is;
+        dx[r * D + j] = acc ? T(dx[r * D + j] + v) : T(v);
+      }
+    }
+    if (dbeta) dbeta[j] = acc ? T(dbeta[j] + db) : T(db);
+    if (dgamma) dgamma[j] = acc ? T(dgamma[j] + dg) : T(dg);
+  }
+}
+
 template <class T>
 void batchnorm_forward_train(T* out, T* mean, T* invstd, T* running_mean, T* running_var,
                              const T* x, const T* gamma, const T* beta, index_t N, index_t D,
@@ -277,7 +315,9 @@ using fastnn::index_t;
   template void NS::batchnorm_forward_eval<T>(T*, const T*, const T*, const T*, const T*,      \
                                               const T*, index_t, index_t, T);                   \
   template void NS::batchnorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,  \
-                                          const T*, index_t, index_t, bool);
+                                          const T*, index_t, index_t, bool);                    \
+  template void NS::batchnorm_backward_eval<T>(T*, T*, T*, const T*, const T*, const T*,       \
+                                               const T*, const T*, index_t, index_t, T, bool);
 FASTNN_INSTANTIATE_BN(fastnn, float)
 FASTNN_INSTANTIATE_BN(fastnn, double)
 FASTNN_INSTANTIATE_BN(fastnn::ref, float)

@@ -374,7 +374,7 @@ double Net<T>::reg_loss() const {
 }
 
 template <class T>
-void Net<T>::backward(const T* x, index_t n) {
+void Net<T>::backward(const T* x, index_t n, bool train) {
   int cur = 0;  // gbuf_[cur] holds d(loss)/d(output of layer i)
   for (size_t ii = layers_.size(); ii-- > 0;) {
     const LayerSpec& L = layers_[ii];
@@ -409,15 +409,22 @@ void Net<T>::backward(const T* x, index_t n) {
       case LayerKind::Maxout:
         if (need_dx) maxout_backward(dx, g, s.argmax, n, s.out, L.k, false);
         break;
-      case LayerKind::BatchNorm:
-        batchnorm_backward(dx, s.w >= 0 ? grads_ + s.w : nullptr, s.b >= 0 ? grads_ + s.b : nullptr, g, in,
-                           s.w >= 0 ? params_ + s.w : nullptr, s.mean, s.invstd, n, s.in, false);
+      case LayerKind::BatchNorm: {
+        T* dg = s.w >= 0 ? grads_ + s.w : nullptr;
+        T* db = s.b >= 0 ? grads_ + s.b : nullptr;
+        const T* gamma = s.w >= 0 ? params_ + s.w : nullptr;
+        if (train)
+          batchnorm_backward(dx, dg, db, g, in, gamma, s.mean, s.invstd, n, s.in, false);
+        else  // evaluation mode: a fixed affine map of the running statistics
+          batchnorm_backward_eval(dx, dg, db, g, in, gamma, buffers_ + s.rm, buffers_ + s.rv, n, s.in,
+                                  T(L.param), false);
         break;
+      }
       case LayerKind::Dropout:
         if (need_dx) {
-          if (L.param < 1.0)
+          if (train && L.param < 1.0)
             dropout_backward(dx, g, s.mask, ne, L.param, false);
-          else
+          else  // identity in evaluation mode
             std::memcpy(dx, g, sizeof(T) * ne);
         }
         break;
@@ -471,7 +478,7 @@ StepLoss Net<T>::train_step(const T* x, const std::int64_t* yc, const T* yr, ind
     if (n_buffers_) std::memcpy(buffers_, saved_buffers_, sizeof(T) * n_buffers_);
     return r;
   }
-  backward(x, n);
+  backward(x, n, true);
   update(lr, momentum);
   ++step;
   return r;
@@ -519,7 +526,7 @@ StepLoss Net<T>::loss_and_grad(const T* x, const std::int64_t* yc, const T* yr, 
   r.data_loss = data_loss_and_dscores(yc, yr, n, true);
   r.reg_loss = reg_loss();
   r.loss = r.data_loss + r.reg_loss;
-  backward(x, n);
+  backward(x, n, train);
   if (loss_.l2 > 0) l2_penalty<T>(grads_, params_, n_decay_, loss_.l2, true);
   if (loss_.l1 > 0) l1_penalty<T>(grads_, params_, n_decay_, loss_.l1, true);
   if (n_buffers_) std::memcpy(buffers_, saved_buffers_, sizeof(T) * n_buffers_);

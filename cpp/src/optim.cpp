@@ -123,8 +123,8 @@ FASTNN_INLINE void rprop_body(T* FASTNN_RESTRICT w, T* FASTNN_RESTRICT p, T* FAS
     T gi = geff(g[i], w[i], h.l2, h.l1);
     const T si0 = s[i] == T(0) ? h.lr : s[i];  // a zero step size means "not started"
     const T dir = gi * p[i];
-    T si = dir > T(0) ? std::min(si0 * h.eta_plus, h.step_max)
-                      : (dir < T(0) ? std::max(si0 * h.eta_minus, h.step_min) : si0);
+    const T f = dir > T(0) ? h.eta_plus : (dir < T(0) ? h.eta_minus : T(1));
+    const T si = std::min(std::max(si0 * f, h.step_min), h.step_max);  // clamped always, as PyTorch
     gi = dir < T(0) ? T(0) : gi;
     s[i] = si;
     p[i] = gi;
@@ -253,11 +253,8 @@ void optimizer_step(OptimKind kind, T* w, T* const* st, const T* g, index_t n, c
       case OptimKind::Rprop: {
         double s = st[1][i] == 0 ? h.lr : double(st[1][i]);
         const double dir = gi * double(st[0][i]);
-        if (dir > 0) s = std::min(s * h.eta_plus, h.step_max);
-        if (dir < 0) {
-          s = std::max(s * h.eta_minus, h.step_min);
-          gi = 0;
-        }
+        s = std::min(std::max(s * (dir > 0 ? h.eta_plus : (dir < 0 ? h.eta_minus : 1.0)), h.step_min), h.step_max);
+        if (dir < 0) gi = 0;
         st[1][i] = T(s);
         st[0][i] = T(gi);
         w[i] = T(wi - (gi > 0 ? s : (gi < 0 ? -s : 0.0)));

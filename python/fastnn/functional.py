@@ -370,13 +370,7 @@ def batchnorm_backward(
         _, x, gamma, mean, invstd = cache
         return _core.batchnorm_backward(dout, x, gamma, mean, invstd)
     _, x, gamma, rm, rv, eps = cache
-    dout = np.asarray(dout)
-    invstd = 1.0 / np.sqrt(rv + eps)
-    xhat = (x - rm) * invstd
-    dgamma = (dout * xhat).sum(axis=0)
-    dbeta = dout.sum(axis=0)
-    dx = dout * (gamma * invstd)
-    return dx.astype(dout.dtype, copy=False), dgamma, dbeta
+    return _core.batchnorm_backward_eval(dout, x, gamma, rm, rv, eps=eps)
 
 
 def batchnorm_backward_alt(

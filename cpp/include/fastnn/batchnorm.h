@@ -9,6 +9,9 @@
 // Backward (the simplified closed form), xhat = (x - mean) * invstd:
 //   dbeta = sum_n dout;  dgamma = sum_n dout * xhat;
 //   dx = gamma * invstd / N * (N * dout - dbeta - xhat * dgamma)
+// Evaluation backward (the layer is a fixed per-feature affine map of the running statistics),
+// xr = (x - running_mean) * invstd_r, invstd_r = 1 / sqrt(running_var + eps):
+//   dbeta = sum_n dout;  dgamma = sum_n dout * xr;  dx = dout * gamma * invstd_r
 // gamma may be null (taken as 1) and beta null (taken as 0). Statistics accumulate in double.
 // Each feature is reduced by one thread in row order: results do not depend on the thread count.
 #pragma once
@@ -31,7 +34,16 @@ template <class T>
 void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, const T* gamma,
                         const T* mean, const T* invstd, index_t N, index_t D, bool accumulate);
 
+template <class T>
+void batchnorm_backward_eval(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, const T* gamma,
+                             const T* running_mean, const T* running_var, index_t N, index_t D, T eps,
+                             bool accumulate);
+
 namespace ref {
+template <class T>
+void batchnorm_backward_eval(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, const T* gamma,
+                             const T* running_mean, const T* running_var, index_t N, index_t D, T eps,
+                             bool accumulate);
 template <class T>
 void batchnorm_forward_train(T* out, T* mean, T* invstd, T* running_mean, T* running_var,
                              const T* x, const T* gamma, const T* beta, index_t N, index_t D,

@@ -160,7 +160,7 @@ class Net {
   struct Slot;  // per-layer workspace
   void forward(const T* x, index_t n, bool train, std::uint64_t step_key);
   double data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_t n, bool want_grad);
-  void backward(const T* x, index_t n);
+  void backward(const T* x, index_t n, bool train);
   void update(double lr, double momentum);
   const T* output() const;
 

@@ -19,8 +19,8 @@
 //   Adadelta:  a = rho a + (1 - rho) g^2;  d = sqrt(u + eps) / sqrt(a + eps) * g;
 //              u = rho u + (1 - rho) d^2;  w -= lr * d                        (Zeiler; lr = 1)
 //   Rprop:     per-weight step s (state 1, starts at lr) and previous gradient p (state 0):
-//              g p > 0: s = min(s * eta_plus, step_max);  g p < 0: s = max(s * eta_minus,
-//              step_min) and g = 0;  w -= sign(g) * s;  p = g            (full-batch; as PyTorch)
+//              s *= eta_plus if g p > 0, eta_minus if g p < 0 (and then g = 0), else 1; s is
+//              clipped to [step_min, step_max];  w -= sign(g) * s;  p = g   (full-batch; as PyTorch)
 //   Gains:     per-weight gain k (state 0, starts at 1), previous gradient p (state 1), velocity
 //              v (state 2): g p > 0: k += gain_add, else k *= gain_mul; k clipped to
 //              [gain_min, gain_max];  v = mu * v - lr * k * g;  w += v;  p = g
