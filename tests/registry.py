@@ -310,7 +310,8 @@ def _bne_np_forward(d):
 
 def _bne_np_backward(d, dout):
     inv = 1 / np.sqrt(d["running_var"] + 1e-5)
-    return {"x": dout * d["gamma"] * inv, "gamma": (dout * (d["x"] - d["running_mean"]) * inv).sum(0), "beta": dout.sum(0)}
+    return {"x": dout * d["gamma"] * inv, "gamma": (dout * (d["x"] - d["running_mean"]) * inv).sum(0),
+            "beta": dout.sum(0)}
 
 
 def _bne_backward(mod, d, dout):
@@ -319,7 +320,8 @@ def _bne_backward(mod, d, dout):
 
 
 OPS.append(Op("batchnorm_eval", _bne_make,
-              lambda mod, d: mod.batchnorm_forward_eval(d["x"], d["gamma"], d["beta"], d["running_mean"], d["running_var"]),
+              lambda mod, d: mod.batchnorm_forward_eval(d["x"], d["gamma"], d["beta"], d["running_mean"],
+                                                        d["running_var"]),
               _bne_backward, _bne_np_forward, _bne_np_backward, ("x", "gamma", "beta"),
               forward_out=lambda mod, d, out: mod.batchnorm_forward_eval(
                   d["x"], d["gamma"], d["beta"], d["running_mean"], d["running_var"], out=out),
