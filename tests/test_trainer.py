@@ -213,3 +213,25 @@ def test_bad_fit_arguments(kwargs, exc, match):
 def test_bad_optimizer_hyperparameters(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_unshuffled_batches_are_used_in_place_and_match_step_by_step_training():
+    """shuffle=False: consecutive rows are trained where they lie (no gather); the epoch equals
+    train_step on the same slices, and a shuffled epoch equals train_step on gathered rows."""
+    X, y = data(n=200)
+    a = fastnn.MLP(10, [16], 3, dropout=0.2, seed=1)
+    fastnn.Trainer(a, optim.SGD(lr=0.05)).fit(X, y, epochs=1, batch_size=40, shuffle=False)
+    b = fastnn.MLP(10, [16], 3, dropout=0.2, seed=1)
+    for s in range(0, 200, 40):
+        b.train_step(X[s:s + 40], y[s:s + 40], optim.SGD(lr=0.05))
+    for k, v in a.get_weights().items():
+        assert np.array_equal(v, b.get_weights()[k]), k
+    c = fastnn.MLP(10, [16], 3, dropout=0.2, seed=1)
+    t = Trainer(c, optim.SGD(lr=0.05))
+    t.fit(X, y, epochs=1, batch_size=40)
+    order = t._order(0, 200, y, True, False)
+    d = fastnn.MLP(10, [16], 3, dropout=0.2, seed=1)
+    for s in range(0, 200, 40):
+        d.train_step(X[order[s:s + 40]], y[order[s:s + 40]], optim.SGD(lr=0.05))
+    for k, v in c.get_weights().items():
+        assert np.array_equal(v, d.get_weights()[k]), k

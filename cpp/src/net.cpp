@@ -499,16 +499,27 @@ index_t Net<T>::train_epoch(const T* X, const std::int64_t* Yc, const T* Yr, ind
   const index_t D = input_dim_, C = output_dim_;
   for (index_t s = 0; s < steps; ++s) {
     const index_t r0 = s * batch, nb = std::min(batch, n_order - r0);
-    parallel_for(nb, std::max<index_t>(1, 16384 / std::max<index_t>(1, D)), [&](index_t a, index_t b) {
-      for (index_t r = a; r < b; ++r) {
-        const std::int64_t src = order[r0 + r];
-        std::memcpy(xbuf_ + r * D, X + src * D, sizeof(T) * D);
-        if (Yc) ybuf_[r] = Yc[src];
-        if (Yr) std::memcpy(ybuf_reg_ + r * C, Yr + src * C, sizeof(T) * C);
-      }
-    }, 1);
+    // A batch of consecutive rows (no shuffling) is used where it lies; otherwise it is gathered.
+    bool consecutive = true;
+    for (index_t r = 1; r < nb && consecutive; ++r) consecutive = order[r0 + r] == order[r0] + r;
+    const T* xb = X + order[r0] * D;
+    const std::int64_t* yb = Yc ? Yc + order[r0] : nullptr;
+    const T* yrb = Yr ? Yr + order[r0] * C : nullptr;
+    if (!consecutive) {
+      parallel_for(nb, std::max<index_t>(1, 16384 / std::max<index_t>(1, D)), [&](index_t a, index_t b) {
+        for (index_t r = a; r < b; ++r) {
+          const std::int64_t src = order[r0 + r];
+          std::memcpy(xbuf_ + r * D, X + src * D, sizeof(T) * D);
+          if (Yc) ybuf_[r] = Yc[src];
+          if (Yr) std::memcpy(ybuf_reg_ + r * C, Yr + src * C, sizeof(T) * C);
+        }
+      }, 1);
+      xb = xbuf_;
+      yb = Yc ? ybuf_ : nullptr;
+      yrb = Yr ? ybuf_reg_ : nullptr;
+    }
     bool finite = true;
-    const StepLoss l = train_step(xbuf_, Yc ? ybuf_ : nullptr, Yr ? ybuf_reg_ : nullptr, nb, lrs[s], mus[s], &finite);
+    const StepLoss l = train_step(xb, yb, yrb, nb, lrs[s], mus[s], &finite);
     losses[s] = l.loss;
     if (!finite) return s;
   }
