@@ -473,3 +473,4 @@ def _penalty(kind: str) -> Op:
 OPS += [_penalty("l2"), _penalty("l1")]
 
 OPS_BY_NAME = {op.name: op for op in OPS}
+

@@ -202,3 +202,20 @@ def test_non_contiguous_inputs_are_read_correctly(op: Op, rng):
     assert not view.flags.c_contiguous
     got = op.forward(_core, {**d, op.first: view})
     assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_first_nonfinite(dtype, rng):
+    for n in (1, 7, 16384, 16385, 100_003):
+        x = rng.standard_normal(n).astype(dtype)
+        assert _core.first_nonfinite(x) == -1 == _core.ref.first_nonfinite(x)
+        for bad in (np.nan, np.inf, -np.inf):
+            for i in sorted({0, n // 2, n - 1}):
+                y = x.copy()
+                y[i] = bad
+                if i + 1 < n:
+                    y[-1] = np.nan  # a later bad value must not win
+                for threads in (1, 2, 3):
+                    with fastnn.threads(threads):
+                        assert _core.first_nonfinite(y) == i
+                assert _core.ref.first_nonfinite(y) == i

@@ -23,6 +23,7 @@
 #include "fastnn/optim.h"
 #include "fastnn/regularization.h"
 #include "fastnn/rng.h"
+#include "fastnn/stats.h"
 
 namespace py = pybind11;
 using namespace pybind11::literals;
@@ -927,6 +928,27 @@ void bind_optim(py::module_& m) {
 }
 
 template <bool Ref>
+void bind_stats(py::module_& m) {
+  m.def(
+      "first_nonfinite",
+      [](py::handle x_) -> index_t {
+        const char* fn = "first_nonfinite";
+        py::array x = input(x_, fn, "x");
+        const DType dt = float_dtype(x, fn, "x");
+        index_t r = -1;
+        dispatch(dt, [&](auto t) {
+          using T = decltype(t);
+          const T* p = cptr<T>(x);
+          const index_t n = x.size();
+          py::gil_scoped_release nogil;
+          r = FASTNN_K(first_nonfinite)(p, n);
+        });
+        return r;
+      },
+      "x"_a, "Flat index of the first NaN or infinity in x, or -1 (no temporary arrays).");
+}
+
+template <bool Ref>
 void bind_all(py::module_& m) {
   bind_activations<Ref>(m);
   bind_dense<Ref>(m);
@@ -935,6 +957,7 @@ void bind_all(py::module_& m) {
   bind_loss<Ref>(m);
   bind_regularization<Ref>(m);
   bind_optim<Ref>(m);
+  bind_stats<Ref>(m);
 }
 
 }  // namespace

@@ -27,24 +27,24 @@ import numpy as np
 
 Initializer = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 
-__all__ = ["SCHEMES", "initialize", "resolve"]
+__all__ = ["SCHEMES", "initialize", "initialize_into", "resolve"]
 
 
-def _normal(var: Callable[[int, int], float]) -> Initializer:
-    def f(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        fan_in, fan_out = _fans(shape)
-        return rng.standard_normal(shape) * np.sqrt(var(fan_in, fan_out))
+class _Scheme:
+    """A built-in scheme: a distribution whose variance depends on the fans of the full shape."""
 
-    return f
+    def __init__(self, dist: str, var: Callable[[int, int], float], name: str) -> None:
+        self.dist, self.var, self.__name__ = dist, var, name
 
-
-def _uniform(var: Callable[[int, int], float]) -> Initializer:
-    def f(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        fan_in, fan_out = _fans(shape)
-        a = np.sqrt(3.0 * var(fan_in, fan_out))  # U(-a, a) has variance a^2 / 3
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...], fans: tuple[int, int]) -> np.ndarray:
+        v = self.var(*fans)
+        if self.dist == "normal":
+            return rng.standard_normal(shape) * np.sqrt(v)
+        a = np.sqrt(3.0 * v)  # U(-a, a) has variance a^2 / 3
         return rng.uniform(-a, a, size=shape)
 
-    return f
+    def __call__(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        return self.sample(rng, tuple(shape), _fans(tuple(shape)))
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -66,15 +66,15 @@ def _he(i: int, o: int) -> float:
 
 
 SCHEMES: dict[str, Initializer] = {
-    "small_random": lambda rng, shape: 0.01 * rng.standard_normal(shape),
-    "xavier_normal": _normal(_glorot),
-    "xavier_uniform": _uniform(_glorot),
-    "xavier_in_normal": _normal(_in),
-    "xavier_in_uniform": _uniform(_in),
-    "he_normal": _normal(_he),
-    "he_uniform": _uniform(_he),
-    "lecun_normal": _normal(_in),
-    "lecun_uniform": _uniform(_in),
+    "small_random": _Scheme("normal", lambda i, o: 1e-4, "small_random"),  # 0.01 * N(0, 1)
+    "xavier_normal": _Scheme("normal", _glorot, "xavier_normal"),
+    "xavier_uniform": _Scheme("uniform", _glorot, "xavier_uniform"),
+    "xavier_in_normal": _Scheme("normal", _in, "xavier_in_normal"),
+    "xavier_in_uniform": _Scheme("uniform", _in, "xavier_in_uniform"),
+    "he_normal": _Scheme("normal", _he, "he_normal"),
+    "he_uniform": _Scheme("uniform", _he, "he_uniform"),
+    "lecun_normal": _Scheme("normal", _in, "lecun_normal"),
+    "lecun_uniform": _Scheme("uniform", _in, "lecun_uniform"),
 }
 SCHEMES["glorot_normal"] = SCHEMES["xavier"] = SCHEMES["glorot"] = SCHEMES["xavier_normal"]
 SCHEMES["glorot_uniform"] = SCHEMES["xavier_uniform"]
@@ -101,9 +101,37 @@ def resolve(scheme: str | Initializer) -> Initializer:
 
 def initialize(scheme: str | Initializer, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Draw an array of ``shape`` from ``scheme`` (float64)."""
-    out = np.asarray(resolve(scheme)(rng, tuple(shape)), dtype=np.float64)
-    if out.shape != tuple(shape):
-        raise ValueError(f"initialiser returned shape {out.shape}, expected {tuple(shape)}")
-    if not np.all(np.isfinite(out)):
-        raise ValueError("initialiser returned non-finite values")
+    out = np.empty(tuple(shape), dtype=np.float64)
+    initialize_into(out, scheme, rng)
     return out
+
+
+def initialize_into(out: np.ndarray, scheme: str | Initializer, rng: np.random.Generator,
+                    chunk_elems: int = 1 << 20) -> None:
+    """Fill ``out`` (any float dtype, e.g. a view into a model's parameters) from ``scheme``.
+
+    Built-in schemes are drawn in row chunks of about ``chunk_elems`` values, so initialising a
+    large layer needs no full-size float64 temporary; the values equal a single draw's.
+
+    Raises
+    ------
+    ValueError
+        A callable that returns the wrong shape or non-finite values.
+    """
+    f = resolve(scheme)
+    shape = tuple(out.shape)
+    if isinstance(f, _Scheme):
+        fans = _fans(shape)
+        rows = shape[0] if shape else 1
+        per_row = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        step = max(1, chunk_elems // max(1, per_row))
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            out[r0:r1] = f.sample(rng, (r1 - r0, *shape[1:]), fans)
+        return
+    arr = np.asarray(f(rng, shape), dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"initialiser returned shape {arr.shape}, expected {shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("initialiser returned non-finite values")
+    out[...] = arr

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fastnn import _core
-from fastnn.init import Initializer, initialize
+from fastnn.init import Initializer, initialize_into
 from fastnn.layers import (
     ELU,
     BatchNorm,
@@ -181,8 +181,7 @@ class Sequential:
         rng = np.random.default_rng(self.seed if seed is None else _seed(seed))
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dense):
-                w = self.params[f"{i}.weight"]
-                w[...] = initialize(self._layer_init(i), w.shape, rng)
+                initialize_into(self.params[f"{i}.weight"], self._layer_init(i), rng)
                 if layer.bias:
                     b = layer.bias_init if layer.bias_init is not None else self.bias_init
                     self.params[f"{i}.bias"][...] = b
@@ -238,9 +237,10 @@ class Sequential:
             raise ValueError(f"{name} has {arr.shape[1]} features but the model takes {self.input_dim}")
         if arr.shape[0] == 0:
             raise ValueError(f"{name} is empty (0 samples)")
-        if not np.isfinite(arr).all():
-            bad = np.argwhere(~np.isfinite(arr))[0]
-            raise ValueError(f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]})")
+        bad = _core.first_nonfinite(arr)
+        if bad >= 0:
+            row, col = divmod(int(bad), arr.shape[1])
+            raise ValueError(f"{name} contains NaN or infinity (first at row {row}, column {col})")
         return arr
 
     def _check_y(self, y: Any, n: int, name: str = "y") -> np.ndarray:
@@ -267,7 +267,7 @@ class Sequential:
         arr = np.ascontiguousarray(arr, dtype=self.dtype)
         if arr.shape != (n, self.output_dim):
             raise ValueError(f"{name} must have shape ({n}, {self.output_dim}), got {arr.shape}")
-        if not np.isfinite(arr).all():
+        if _core.first_nonfinite(arr) >= 0:
             raise ValueError(f"{name} contains NaN or infinity")
         return arr
 
@@ -347,9 +347,12 @@ class Sequential:
         Xc = self._check_X(X)
         yc = self._check_y(y, Xc.shape[0])
         self._reserve(Xc.shape[0])
-        step = np.array([self.step])
-        lr_v = float(opt.lr_values(step, 1)[0]) if lr is None else float(lr)
-        mu_v = float(opt.momentum_values(step, 1)[0]) if momentum is None else float(momentum)
+        if lr is None:
+            lr = opt.lr if isinstance(opt.lr, int | float) else float(opt.lr_values(np.array([self.step]), 1)[0])
+        if momentum is None:
+            mu = opt.momentum_value
+            momentum = mu if isinstance(mu, int | float) else float(opt.momentum_values(np.array([self.step]), 1)[0])
+        lr_v, mu_v = float(lr), float(momentum)
         loss, _, _, finite = self._net.train_step(Xc, yc, lr_v, mu_v)
         if not finite:
             raise NonFiniteLossError(loss=loss, step=self.step, epoch=None)

@@ -1,0 +1,66 @@
+// Reductions for data checks and monitors (see stats.h).
+#include "fastnn/stats.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "fastnn/threads.h"
+
+namespace fastnn {
+
+namespace {
+
+// A value is not finite when its exponent bits are all ones (NaN or infinity).
+template <class T>
+FASTNN_INLINE bool any_nonfinite_body(const T* FASTNN_RESTRICT x, index_t n) {
+  int bad = 0;
+#pragma omp simd reduction(| : bad)
+  for (index_t i = 0; i < n; ++i) bad |= !(x[i] - x[i] == T(0));  // x - x is NaN for NaN and inf
+  return bad != 0;
+}
+FASTNN_CLONES bool any_nonfinite_leaf(const float* x, index_t n) { return any_nonfinite_body(x, n); }
+FASTNN_CLONES bool any_nonfinite_leaf(const double* x, index_t n) { return any_nonfinite_body(x, n); }
+
+constexpr index_t kChunk = 1 << 14;
+
+}  // namespace
+
+template <class T>
+index_t first_nonfinite(const T* x, index_t n) {
+  const index_t nchunks = (n + kChunk - 1) / kChunk;
+  index_t first_bad_chunk = std::numeric_limits<index_t>::max();
+  // chunk flags in fixed chunks; then the exact index inside the first flagged chunk
+  parallel_for(nchunks, 4, [&](index_t c0, index_t c1) {
+    for (index_t c = c0; c < c1; ++c) {
+      const index_t lo = c * kChunk, len = std::min(kChunk, n - lo);
+      if (any_nonfinite_leaf(x + lo, len)) {
+#pragma omp critical(fastnn_first_nonfinite)
+        if (c < first_bad_chunk) first_bad_chunk = c;
+        return;
+      }
+    }
+  }, 1);
+  if (first_bad_chunk == std::numeric_limits<index_t>::max()) return -1;
+  const index_t lo = first_bad_chunk * kChunk, hi = std::min(n, lo + kChunk);
+  for (index_t i = lo; i < hi; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return -1;
+}
+
+namespace ref {
+template <class T>
+index_t first_nonfinite(const T* x, index_t n) {
+  for (index_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return -1;
+}
+}  // namespace ref
+
+}  // namespace fastnn
+
+using fastnn::index_t;
+template index_t fastnn::first_nonfinite<float>(const float*, index_t);
+template index_t fastnn::first_nonfinite<double>(const double*, index_t);
+template index_t fastnn::ref::first_nonfinite<float>(const float*, index_t);
+template index_t fastnn::ref::first_nonfinite<double>(const double*, index_t);
