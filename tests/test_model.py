@@ -379,3 +379,20 @@ def test_weight_averaging_matches_numpy_ema():
     avg = m.averaged()
     for k in ema:
         np.testing.assert_allclose(avg.params[k], np.mean([s[k] for s in seen], axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("l2", [0.0, 1e-2])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_sgd_update_fused_into_the_gemm_matches_the_unfused_step(l2, dtype, tol):
+    """Plain SGD updates Dense weights inside their gradient GEMMs; the result equals the separate
+    gradient + update path (up to rounding), biases, batch norm and PReLU included."""
+    X, y = toy_data(n=120, dtype=dtype)
+    layers = [Dense(12, 16), BatchNorm(), PReLU(16), Dense(16, 8, decay=False), ReLU(), Dense(8, 4)]
+    fused = fastnn.Sequential(layers, l2=l2, seed=3, dtype=dtype)
+    plain = fastnn.Sequential(layers, l2=l2, seed=3, dtype=dtype)
+    plain._net.fuse_sgd = False
+    for s in range(0, 120, 30):
+        fused.train_step(X[s:s + 30], y[s:s + 30], optim.SGD(lr=0.1))
+        plain.train_step(X[s:s + 30], y[s:s + 30], optim.SGD(lr=0.1))
+    for k in plain.params:
+        np.testing.assert_allclose(fused.params[k], plain.params[k], rtol=tol, atol=tol, err_msg=k)

@@ -155,6 +155,8 @@ void bind_net(py::module_& m, const char* cls) {
       .def_property("step", [](W& w) { return w.net->step; }, [](W& w, std::uint64_t s) { w.net->step = s; })
       .def_property("opt_t", [](W& w) { return w.net->opt_t; }, [](W& w, std::int64_t t) { w.net->opt_t = t; })
       .def_property("seed", [](W& w) { return w.net->seed; }, [](W& w, std::uint64_t s) { w.net->seed = s; })
+      .def_property("fuse_sgd", [](W& w) { return w.net->fuse_sgd; }, [](W& w, bool f) { w.net->fuse_sgd = f; },
+                    "Fuse plain SGD weight updates into the gradient GEMMs (default True).")
       .def("params_info", [](W& w) { return infos(w.net->params_info()); })
       .def("buffers_info", [](W& w) { return infos(w.net->buffers_info()); })
       .def_property_readonly("params", [](py::object self) {

@@ -16,6 +16,7 @@
 #include "fastnn/batchnorm.h"
 #include "fastnn/dense.h"
 #include "fastnn/dropout.h"
+#include "fastnn/gemm.h"
 #include "fastnn/loss.h"
 #include "fastnn/regularization.h"
 #include "fastnn/threads.h"
@@ -386,7 +387,18 @@ void Net<T>::backward(const T* x, index_t n, bool train) {
     const bool need_dx = dx != nullptr;
     switch (L.kind) {
       case LayerKind::Dense:
-        dense_backward(dx, grads_ + s.w, s.b >= 0 ? grads_ + s.b : nullptr, g, in, params_ + s.w, n, s.in, s.out, false);
+        if (fused_lr_ >= 0.0) {
+          // Plain SGD: dx (with the old weights), db, then W = (1 - lr l2) W - lr x^T g in the GEMM
+          // itself; the weight gradient is never written out and read back.
+          dense_backward(dx, static_cast<T*>(nullptr), s.b >= 0 ? grads_ + s.b : nullptr, g, in, params_ + s.w, n,
+                         s.in, s.out, false);
+          const double l2 = L.decay ? loss_.l2 : 0.0;
+          gemm<T>(true, false, s.in, s.out, n, T(-fused_lr_), in, s.in, g, s.out, T(1.0 - fused_lr_ * l2),
+                  params_ + s.w, s.out);
+        } else {
+          dense_backward(dx, grads_ + s.w, s.b >= 0 ? grads_ + s.b : nullptr, g, in, params_ + s.w, n, s.in, s.out,
+                         false);
+        }
         break;
       case LayerKind::ReLU:
         if (need_dx) relu_backward(dx, g, in, ne, false);
@@ -441,12 +453,28 @@ void Net<T>::update(double lr, double momentum) {
   h.t = ++opt_t;
   h.l2 = loss_.l2;
   h.l1 = loss_.l1;
+  if (fused_lr_ >= 0.0) {
+    // Dense weights were updated inside their gradient GEMMs (backward); SGD the rest, which takes
+    // no penalty (only Dense weights do).
+    h.l2 = h.l1 = 0.0;
+    for (const auto& t : params_info_)
+      if (!(layers_[t.layer].kind == LayerKind::Dense && t.name.size() > 6 &&
+            t.name.compare(t.name.size() - 6, 6, "weight") == 0))
+        optimizer_step(OptimKind::SGD, params_ + t.offset, state_, grads_ + t.offset, t.size, h);
+    average_update();
+    return;
+  }
   optimizer_step(opt_kind_, params_, state_, grads_, n_decay_, h);
   h.l2 = h.l1 = 0.0;
   h.weight_decay = 0.0;  // AdamW's decay, like the penalties, applies to the decayed tensors only
   T* rest[3] = {nullptr, nullptr, nullptr};
   for (int i = 0; i < n_state(); ++i) rest[i] = state_[i] + n_decay_;
   optimizer_step(opt_kind_, params_ + n_decay_, rest, grads_ + n_decay_, n_params_ - n_decay_, h);
+  average_update();
+}
+
+template <class T>
+void Net<T>::average_update() {
   if (avg_decay_ >= 0.0) {
     ++average_count;
     const double a = avg_decay_ > 0.0 ? 1.0 - avg_decay_ : 1.0 / double(average_count);
@@ -478,8 +506,10 @@ StepLoss Net<T>::train_step(const T* x, const std::int64_t* yc, const T* yr, ind
     if (n_buffers_) std::memcpy(buffers_, saved_buffers_, sizeof(T) * n_buffers_);
     return r;
   }
+  fused_lr_ = fuse_sgd && opt_kind_ == OptimKind::SGD && loss_.l1 == 0.0 ? lr : -1.0;
   backward(x, n, true);
   update(lr, momentum);
+  fused_lr_ = -1.0;
   ++step;
   return r;
 }

@@ -113,6 +113,12 @@ class Net {
   int n_state() const { return optimizer_state_count(opt_kind_); }
   T* state(int i) { return state_[i]; }
 
+  // With plain SGD (and no L1) a Dense weight's update is fused into its gradient GEMM
+  // (W = (1 - lr l2) W - lr x^T dY through BLAS's beta), saving a write and a read of the weight
+  // gradients; grads() then holds no Dense weight gradients after a training step (loss_and_grad
+  // still fills them). false turns the fusion off.
+  bool fuse_sgd = true;
+
   // Counters: steps taken (keys the dropout masks) and the optimizer's t (Adam).
   std::uint64_t step = 0;
   std::int64_t opt_t = 0;
@@ -162,6 +168,8 @@ class Net {
   double data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_t n, bool want_grad);
   void backward(const T* x, index_t n, bool train);
   void update(double lr, double momentum);
+  void average_update();
+  double fused_lr_ = -1.0;  // >= 0 while a training step fuses SGD into the weight GEMMs
   const T* output() const;
 
   std::vector<LayerSpec> layers_;
