@@ -12,6 +12,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "arrays.h"
 #include "fastnn/net.h"
@@ -299,7 +300,68 @@ void bind_net(py::module_& m, const char* cls) {
       })
       .def_property("average_count", [](W& w) { return w.net->average_count; },
                     [](W& w, std::int64_t c) { w.net->average_count = c; })
-      .def_property_readonly("average_decay", [](W& w) { return w.net->average_decay(); });
+      .def_property_readonly("average_decay", [](W& w) { return w.net->average_decay(); })
+      .def("set_monitor", [](W& w, index_t every) {
+        Busy<T> b(w);
+        w.net->set_monitor(every);
+      }, "every"_a, "Record monitor statistics every `every` training steps (0: off).")
+      .def_property_readonly("monitor_every", [](W& w) { return w.net->monitor_every(); })
+      .def_property_readonly("monitor_record_size", [](W& w) { return w.net->monitor_record_size(); })
+      .def("take_monitor_log", [](W& w) {
+        Busy<T> b(w);
+        auto& log = w.net->monitor_log();
+        const index_t k = w.net->monitor_record_size();
+        const index_t rows = index_t(log.size()) / k;
+        py::array_t<double> out({py::ssize_t(rows), py::ssize_t(k)});
+        std::copy(log.begin(), log.begin() + rows * k, out.mutable_data());
+        log.clear();
+        return out;
+      }, "The monitor records since the last call, (records, monitor_record_size); clears them.")
+      .def_property_readonly("nonfinite_layer", [](W& w) { return w.net->nonfinite_layer; })
+      .def_property_readonly("nonfinite_input", [](W& w) { return w.net->nonfinite_input; })
+      .def("signature", [](W& w, py::handle x_, py::handle y_, bool train) {
+        Busy<T> b(w);
+        const char* fn = "signature";
+        py::array x = data<T>(x_, fn, "x", w.net->input_dim());
+        const index_t n = x.shape(0);
+        py::array y = targets(*w.net, y_, fn, n);
+        const bool mse = w.net->loss().kind == LossKind::MSE;
+        std::uint64_t sig = 0;
+        StepLoss r;
+        {
+          py::gil_scoped_release nogil;
+          r = w.net->signature(static_cast<const T*>(x.data()), mse ? nullptr : static_cast<const std::int64_t*>(y.data()),
+                               mse ? static_cast<const T*>(y.data()) : nullptr, n, train, &sig);
+        }
+        return py::make_tuple(r.loss, sig);
+      }, "x"_a, "y"_a, "train"_a = true,
+      "Loss and a 64-bit signature of every max the forward pass took (sides of ReLU-type units, maxout "
+      "winners, SVM margins): different signatures = different sides of a kink.")
+      .def("capture", [](W& w, py::handle x_, py::handle y_, bool train) {
+        Busy<T> b(w);
+        const char* fn = "capture";
+        py::array x = data<T>(x_, fn, "x", w.net->input_dim());
+        const index_t n = x.shape(0);
+        py::array y = targets(*w.net, y_, fn, n);
+        const bool mse = w.net->loss().kind == LossKind::MSE;
+        py::list acts, grads;
+        std::vector<T*> pa, pg;
+        for (const auto& L : w.net->layers()) {
+          py::array_t<T> a({py::ssize_t(n), py::ssize_t(L.out)}), g({py::ssize_t(n), py::ssize_t(L.out)});
+          pa.push_back(a.mutable_data());
+          pg.push_back(g.mutable_data());
+          acts.append(a);
+          grads.append(g);
+        }
+        StepLoss r;
+        {
+          py::gil_scoped_release nogil;
+          r = w.net->capture(static_cast<const T*>(x.data()), mse ? nullptr : static_cast<const std::int64_t*>(y.data()),
+                             mse ? static_cast<const T*>(y.data()) : nullptr, n, train, pa.data(), pg.data());
+        }
+        return py::make_tuple(r.loss, acts, grads);
+      }, "x"_a, "y"_a, "train"_a = true,
+      "loss_and_grad that also returns every layer's output and the gradient of the loss with respect to it.");
 }
 
 }  // namespace

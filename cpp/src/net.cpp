@@ -19,6 +19,7 @@
 #include "fastnn/gemm.h"
 #include "fastnn/loss.h"
 #include "fastnn/regularization.h"
+#include "fastnn/stats.h"
 #include "fastnn/threads.h"
 
 namespace fastnn {
@@ -375,13 +376,19 @@ double Net<T>::reg_loss() const {
 }
 
 template <class T>
-void Net<T>::backward(const T* x, index_t n, bool train) {
+void Net<T>::backward(const T* x, index_t n, bool train, double* grad_stats) {
   int cur = 0;  // gbuf_[cur] holds d(loss)/d(output of layer i)
   for (size_t ii = layers_.size(); ii-- > 0;) {
     const LayerSpec& L = layers_[ii];
     Slot& s = slots_[ii];
     const T* in = ii == 0 ? x : slots_[ii - 1].y;
     const T* g = gbuf_[cur];
+    if (grad_stats) {
+      const Summary gs = summarize(g, n * s.out, INFINITY, -INFINITY, INFINITY);
+      grad_stats[8 * ii + 6] = gs.mean();
+      grad_stats[8 * ii + 7] = std::sqrt(gs.var());
+    }
+    if (capture_grads_ && capture_grads_[ii]) std::memcpy(capture_grads_[ii], g, sizeof(T) * n * s.out);
     T* dx = ii == 0 ? nullptr : gbuf_[1 - cur];
     const index_t ne = n * s.in;
     const bool need_dx = dx != nullptr;
@@ -503,14 +510,137 @@ StepLoss Net<T>::train_step(const T* x, const std::int64_t* yc, const T* yr, ind
   r.loss = r.data_loss + r.reg_loss;
   *finite = std::isfinite(r.loss);
   if (!*finite) {
+    locate_nonfinite(x, n);
     if (n_buffers_) std::memcpy(buffers_, saved_buffers_, sizeof(T) * n_buffers_);
     return r;
   }
-  fused_lr_ = fuse_sgd && opt_kind_ == OptimKind::SGD && loss_.l1 == 0.0 ? lr : -1.0;
-  backward(x, n, true);
+  const bool mon = monitor_every_ > 0 && step % std::uint64_t(monitor_every_) == 0;
+  double* rec = nullptr;
+  if (mon) {
+    const size_t at = monitor_log_.size();
+    monitor_log_.resize(at + size_t(monitor_record_size()), 0.0);
+    rec = monitor_log_.data() + at;
+    rec[0] = double(step);
+    rec[1] = r.loss;
+    record_activations(n, rec + 2 + 3 * params_info_.size());
+  }
+  fused_lr_ = fuse_sgd && !mon && opt_kind_ == OptimKind::SGD && loss_.l1 == 0.0 ? lr : -1.0;
+  backward(x, n, true, mon ? rec + 2 + 3 * params_info_.size() : nullptr);
+  if (mon) {
+    for (size_t t = 0; t < params_info_.size(); ++t) {
+      const TensorInfo& ti = params_info_[t];
+      rec[2 + 3 * t] = std::sqrt(sum_sq_diff<T>(grads_ + ti.offset, nullptr, ti.size));
+      rec[2 + 3 * t + 1] = std::sqrt(sum_sq_diff<T>(params_ + ti.offset, nullptr, ti.size));
+    }
+    std::memcpy(monitor_prev_, params_, sizeof(T) * n_params_);
+  }
   update(lr, momentum);
   fused_lr_ = -1.0;
+  if (mon) {
+    for (size_t t = 0; t < params_info_.size(); ++t) {
+      const TensorInfo& ti = params_info_[t];
+      // the log may have moved if it grew: index it again
+      double* rc = monitor_log_.data() + monitor_log_.size() - size_t(monitor_record_size());
+      rc[2 + 3 * t + 2] = std::sqrt(sum_sq_diff<T>(params_ + ti.offset, monitor_prev_ + ti.offset, ti.size));
+    }
+  }
   ++step;
+  return r;
+}
+
+template <class T>
+void Net<T>::record_activations(index_t n, double* out) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Slot& s = slots_[i];
+    const LayerKind k = layers_[i].kind;
+    const double sat_abs = k == LayerKind::Tanh ? 0.99 : INFINITY;
+    const double sat_lo = k == LayerKind::Sigmoid ? 0.01 : -INFINITY;
+    const double sat_hi = k == LayerKind::Sigmoid ? 0.99 : INFINITY;
+    const Summary a = summarize(s.y, n * s.out, sat_abs, sat_lo, sat_hi);
+    const double cnt = std::max(1.0, a.count);
+    index_t dead = 0;
+    for (index_t j = 0; j < s.out; ++j) {
+      bool all_zero = true;
+      for (index_t r = 0; r < n && all_zero; ++r) all_zero = s.y[r * s.out + j] == T(0);
+      dead += all_zero;
+    }
+    double* o = out + 8 * i;
+    o[0] = a.mean();
+    o[1] = std::sqrt(a.var());
+    o[2] = a.zeros / cnt;
+    o[3] = double(dead) / double(std::max<index_t>(1, s.out));
+    o[4] = a.saturated / cnt;
+    o[5] = a.nonfinite;
+  }
+}
+
+template <class T>
+void Net<T>::locate_nonfinite(const T* x, index_t n) {
+  nonfinite_input = first_nonfinite(x, n * input_dim_) >= 0;
+  nonfinite_layer = -1;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (first_nonfinite(slots_[i].y, n * slots_[i].out) >= 0) {
+      nonfinite_layer = int(i);
+      return;
+    }
+}
+
+template <class T>
+void Net<T>::set_monitor(index_t every) {
+  if (every < 0) throw std::invalid_argument("monitor interval must be >= 0");
+  monitor_every_ = every;
+  if (every > 0 && !monitor_prev_) monitor_prev_ = alloc(n_params_);
+}
+
+template <class T>
+StepLoss Net<T>::signature(const T* x, const std::int64_t* yc, const T* yr, index_t n, bool train,
+                           std::uint64_t* sig) {
+  if (n < 1 || n > max_batch_)
+    throw std::invalid_argument("batch of " + std::to_string(n) + " rows; this network takes 1 to " +
+                                std::to_string(max_batch_));
+  if (n_buffers_) std::memcpy(saved_buffers_, buffers_, sizeof(T) * n_buffers_);
+  forward(x, n, train, step);
+  StepLoss r;
+  r.data_loss = data_loss_and_dscores(yc, yr, n, false);
+  r.reg_loss = reg_loss();
+  r.loss = r.data_loss + r.reg_loss;
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a over every max's decision
+  auto mix = [&h](std::uint64_t v) { h = (h ^ v) * 1099511628211ull; };
+  const T* in = x;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Slot& s = slots_[i];
+    const LayerKind k = layers_[i].kind;
+    if (k == LayerKind::ReLU || k == LayerKind::LeakyReLU || k == LayerKind::PReLU)
+      for (index_t e = 0; e < n * s.in; ++e) mix(in[e] > T(0));
+    if (k == LayerKind::Maxout)
+      for (index_t e = 0; e < n * s.out; ++e) mix(std::uint64_t(s.argmax[e]));
+    in = s.y;
+  }
+  if (loss_.kind == LossKind::MulticlassSVM) {
+    const T* sc = output();
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < output_dim_; ++j)
+        if (j != yc[i]) mix(double(sc[i * output_dim_ + j]) - double(sc[i * output_dim_ + yc[i]]) + loss_.margin > 0);
+  }
+  if (n_buffers_) std::memcpy(buffers_, saved_buffers_, sizeof(T) * n_buffers_);
+  *sig = h;
+  return r;
+}
+
+template <class T>
+StepLoss Net<T>::capture(const T* x, const std::int64_t* yc, const T* yr, index_t n, bool train,
+                         T* const* acts, T* const* grads) {
+  capture_grads_ = grads;
+  StepLoss r;
+  try {
+    r = loss_and_grad(x, yc, yr, n, train);
+  } catch (...) {
+    capture_grads_ = nullptr;
+    throw;
+  }
+  capture_grads_ = nullptr;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (acts && acts[i]) std::memcpy(acts[i], slots_[i].y, sizeof(T) * n * slots_[i].out);
   return r;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <limits>
 
 #include "fastnn/threads.h"
@@ -48,6 +49,60 @@ index_t first_nonfinite(const T* x, index_t n) {
   return -1;
 }
 
+double Summary::var() const {
+  const double m = count - nonfinite;
+  if (m <= 0) return 0.0;
+  const double mu = sum / m;
+  return std::max(0.0, sumsq / m - mu * mu);
+}
+
+template <class T>
+Summary summarize(const T* x, index_t n, double sat_abs, double sat_lo, double sat_hi) {
+  constexpr index_t kBlocks = 256;
+  const index_t nb = std::max<index_t>(1, std::min<index_t>(kBlocks, (n + 4095) / 4096));
+  Summary part[kBlocks];
+  parallel_for(nb, 1, [&](index_t b0, index_t b1) {
+    for (index_t b = b0; b < b1; ++b) {
+      Summary s;
+      for (index_t i = n * b / nb; i < n * (b + 1) / nb; ++i) {
+        const double v = double(x[i]);
+        s.count += 1;
+        if (!std::isfinite(v)) {
+          s.nonfinite += 1;
+          continue;
+        }
+        s.sum += v;
+        s.sumsq += v * v;
+        s.zeros += v == 0.0;
+        s.saturated += (std::fabs(v) >= sat_abs) || v <= sat_lo || v >= sat_hi;
+      }
+      part[b] = s;
+    }
+  }, 1);
+  Summary t;
+  for (index_t b = 0; b < nb; ++b) {
+    t.count += part[b].count;
+    t.sum += part[b].sum;
+    t.sumsq += part[b].sumsq;
+    t.zeros += part[b].zeros;
+    t.saturated += part[b].saturated;
+    t.nonfinite += part[b].nonfinite;
+  }
+  return t;
+}
+
+template <class T>
+double sum_sq_diff(const T* a, const T* b, index_t n) {
+  return parallel_sum(n, 16384, [&](index_t lo, index_t hi) {
+    double s = 0;
+    for (index_t i = lo; i < hi; ++i) {
+      const double d = double(a[i]) - (b ? double(b[i]) : 0.0);
+      s += d * d;
+    }
+    return s;
+  });
+}
+
 namespace ref {
 template <class T>
 index_t first_nonfinite(const T* x, index_t n) {
@@ -64,3 +119,7 @@ template index_t fastnn::first_nonfinite<float>(const float*, index_t);
 template index_t fastnn::first_nonfinite<double>(const double*, index_t);
 template index_t fastnn::ref::first_nonfinite<float>(const float*, index_t);
 template index_t fastnn::ref::first_nonfinite<double>(const double*, index_t);
+template fastnn::Summary fastnn::summarize<float>(const float*, index_t, double, double, double);
+template fastnn::Summary fastnn::summarize<double>(const double*, index_t, double, double, double);
+template double fastnn::sum_sq_diff<float>(const float*, const float*, index_t);
+template double fastnn::sum_sq_diff<double>(const double*, const double*, index_t);

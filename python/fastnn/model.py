@@ -337,7 +337,7 @@ class Sequential:
         fastnn.trainer.NonFiniteLossError
             When the loss is not finite (the update is skipped; the weights stay as they were).
         """
-        from fastnn.trainer import NonFiniteLossError
+        from fastnn.trainer import NonFiniteLossError, _nonfinite_origin
 
         if optimizer is not None:
             self.attach_optimizer(optimizer)
@@ -355,7 +355,7 @@ class Sequential:
         lr_v, mu_v = float(lr), float(momentum)
         loss, _, _, finite = self._net.train_step(Xc, yc, lr_v, mu_v)
         if not finite:
-            raise NonFiniteLossError(loss=loss, step=self.step, epoch=None)
+            raise NonFiniteLossError(loss=loss, step=self.step, epoch=None, **_nonfinite_origin(self))
         return float(loss)
 
     def loss_and_grad(self, X: Any, y: Any, *, train: bool = True) -> tuple[float, dict[str, np.ndarray]]:
@@ -369,6 +369,16 @@ class Sequential:
         self._reserve(Xc.shape[0])
         loss, _, _ = self._net.loss_and_grad(Xc, yc, train)
         return float(loss), {k: g.copy() for k, g in self.grads.items()}
+
+    def capture(self, X: Any, y: Any, *, train: bool = True) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
+        """Loss, every layer's output and the gradient of the loss with respect to each output
+        (one forward/backward pass, no update; running statistics untouched) — for activation and
+        gradient distributions per layer."""
+        Xc = self._check_X(X)
+        yc = self._check_y(y, Xc.shape[0])
+        self._reserve(Xc.shape[0])
+        loss, acts, grads = self._net.capture(Xc, yc, train)
+        return float(loss), list(acts), list(grads)
 
     def fit(self, X: Any, y: Any, *, optimizer: Any = "adam", epochs: int = 10, batch_size: int = 64,
             validation_data: tuple | None = None, callbacks: Sequence | None = None, **kwargs: Any):

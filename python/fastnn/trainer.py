@@ -32,13 +32,27 @@ __all__ = ["Trainer", "NonFiniteLossError", "balanced_order"]
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; the update of that step was not applied."""
 
-    def __init__(self, loss: float, step: int, epoch: int | None, restored: bool = False) -> None:
+    def __init__(self, loss: float, step: int, epoch: int | None, restored: bool = False,
+                 layer: str | None = None, bad_input: bool = False) -> None:
         where = f"step {step}" + (f" of epoch {epoch}" if epoch is not None else "")
+        origin = ""
+        if bad_input:
+            origin = " The input batch itself contains NaN or infinity."
+        elif layer is not None:
+            origin = f" The first non-finite values appear in the output of layer {layer}."
         msg = (f"the loss became {loss} at {where}; the update was not applied and the model keeps its "
-               f"last finite weights{' (restored from the start of the epoch)' if restored else ''}. "
+               f"last finite weights{' (restored from the start of the epoch)' if restored else ''}.{origin} "
                "The usual cause is a learning rate that is too high.")
         super().__init__(msg)
         self.loss, self.step, self.epoch, self.restored = loss, step, epoch, restored
+        self.layer, self.bad_input = layer, bad_input
+
+
+def _nonfinite_origin(model: Any) -> dict[str, Any]:
+    """Where the runtime found the first non-finite values of the failed step."""
+    i = int(model._net.nonfinite_layer)
+    layer = f"{i} ({type(model.layers[i]).__name__})" if i >= 0 else None
+    return {"layer": layer, "bad_input": bool(model._net.nonfinite_input)}
 
 
 def balanced_order(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -262,7 +276,8 @@ class Trainer:
                 restored = not np.all(np.isfinite(net.params))
                 if restored:
                     net.params[...] = snapshot
-                raise NonFiniteLossError(loss=bad, step=first + s0 + done, epoch=epoch + 1, restored=restored)
+                raise NonFiniteLossError(loss=bad, step=first + s0 + done, epoch=epoch + 1, restored=restored,
+                                         **_nonfinite_origin(self.model))
             if bar is not None:
                 bar.update(len(rows))
         return np.concatenate(out) if out else np.zeros(0)

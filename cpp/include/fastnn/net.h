@@ -154,6 +154,36 @@ class Net {
   // Regularisation loss at the current parameters.
   double reg_loss() const;
 
+  // ---- training monitors -------------------------------------------------------------------
+  // Every `every`-th training step (0: off) appends a record of monitor_record_size() doubles
+  // to monitor_log():
+  //   step, loss,
+  //   per parameter tensor (params_info order): gradient norm, weight norm (before the update),
+  //     update norm |w_after - w_before|,
+  //   per layer: output mean, output std, fraction of zero outputs, fraction of dead units (a
+  //     column that is 0 for the whole batch), fraction saturated (tanh |y| >= 0.99, sigmoid y <=
+  //     0.01 or >= 0.99), non-finite outputs, gradient (d loss / d output) mean, gradient std.
+  // On monitored steps the SGD fusion is off (so weight gradients exist to measure).
+  void set_monitor(index_t every);
+  index_t monitor_every() const { return monitor_every_; }
+  index_t monitor_record_size() const { return 2 + 3 * index_t(params_info_.size()) + 8 * index_t(layers_.size()); }
+  std::vector<double>& monitor_log() { return monitor_log_; }
+  // After a non-finite loss: the first layer whose output held NaN/inf (-1: none, e.g. the loss
+  // itself overflowed), and whether the input batch did.
+  int nonfinite_layer = -1;
+  bool nonfinite_input = false;
+
+  // ---- gradient-check support --------------------------------------------------------------
+  // Forward (and loss) only, plus a 64-bit signature of every max the pass took: the sign of the
+  // input of each ReLU-type unit, each maxout winner, and each SVM margin's side. Two parameter
+  // settings with different signatures lie on different sides of a kink.
+  StepLoss signature(const T* x, const std::int64_t* yc, const T* yr, index_t n, bool train,
+                     std::uint64_t* sig);
+  // loss_and_grad that also copies each layer's output (acts[i], n * out_i values) and the
+  // gradient of the loss with respect to it (grads[i]) into caller buffers (null entries skipped).
+  StepLoss capture(const T* x, const std::int64_t* yc, const T* yr, index_t n, bool train,
+                   T* const* acts, T* const* grads);
+
   // Running average of the parameters, updated after every step: an exponential moving average
   // avg += (1 - decay) * (w - avg) for 0 < decay < 1, or (decay == 0) the Polyak average of every
   // step since it was enabled. enable_average(-1) switches it off.
@@ -166,10 +196,16 @@ class Net {
   struct Slot;  // per-layer workspace
   void forward(const T* x, index_t n, bool train, std::uint64_t step_key);
   double data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_t n, bool want_grad);
-  void backward(const T* x, index_t n, bool train);
+  void backward(const T* x, index_t n, bool train, double* grad_stats = nullptr);
+  void record_activations(index_t n, double* out);
+  void locate_nonfinite(const T* x, index_t n);
   void update(double lr, double momentum);
   void average_update();
   double fused_lr_ = -1.0;  // >= 0 while a training step fuses SGD into the weight GEMMs
+  index_t monitor_every_ = 0;
+  std::vector<double> monitor_log_;
+  T* monitor_prev_ = nullptr;       // weights before the update (monitored steps)
+  T* const* capture_grads_ = nullptr;
   const T* output() const;
 
   std::vector<LayerSpec> layers_;

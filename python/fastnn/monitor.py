@@ -1,0 +1,239 @@
+"""Training monitors: the CS231n notes' "babysitting the learning process", computed in C++.
+
+:class:`Monitor` is a callback. Every ``every`` training steps the C++ runtime records, without
+leaving C++:
+
+* per parameter tensor: gradient norm, weight norm and update norm (so the update:weight ratio
+  ``|dW| / |W|``, which the notes want near 1e-3);
+* per layer: output mean and std, fraction of zero outputs and of dead units (zero for the whole
+  batch), fraction of saturated tanh/sigmoid outputs, non-finite outputs, and the mean and std of
+  the gradient flowing into the layer's output.
+
+At the end of each epoch the monitor reads the records, checks them (and the per-epoch losses and
+accuracies) against the notes' symptoms, and warns with a diagnosis (:class:`TrainingWarning`):
+
+===================  =========================================================================
+symptom              diagnosis (and remedy)
+===================  =========================================================================
+loss not finite      learning rate far too high (or bad data)
+loss exploding       learning rate too high
+loss flat            learning rate too low (or a dead network)
+train/val gap        overfitting: more regularisation (L2, dropout), more data, early stopping
+no gap, low acc.     capacity too small: a bigger model, less regularisation, longer training
+update ratio > 1e-2  learning rate too high for that layer
+update ratio < 1e-4  learning rate too low for that layer
+dead ReLUs           learning rate too high or a bad initialisation (He init, bias 0.01, leaky)
+saturated units      weights too large for tanh/sigmoid (Xavier init, normalised inputs)
+vanishing outputs    activations collapse with depth: initialisation too small (He/Xavier, BN)
+===================  =========================================================================
+
+The records and diagnoses serialise to JSON (``to_dict``), which ``fastnn report`` plots.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from fastnn.callbacks import Callback
+
+__all__ = ["Monitor", "Diagnosis", "TrainingWarning", "LAYER_FIELDS", "TENSOR_FIELDS", "diagnose"]
+
+TENSOR_FIELDS = ("grad_norm", "weight_norm", "update_norm")
+LAYER_FIELDS = ("act_mean", "act_std", "frac_zero", "frac_dead", "frac_saturated", "nonfinite",
+                "grad_mean", "grad_std")
+
+
+class TrainingWarning(UserWarning):
+    """A symptom the monitor found during training (with its diagnosis)."""
+
+
+@dataclass
+class Diagnosis:
+    epoch: int
+    kind: str
+    where: str
+    message: str
+    advice: str
+
+    def __str__(self) -> str:
+        where = f" [{self.where}]" if self.where else ""
+        return f"epoch {self.epoch}: {self.kind}{where}: {self.message} -> {self.advice}"
+
+
+class Monitor(Callback):
+    """Record training statistics in C++ every ``every`` steps and diagnose problems.
+
+    Parameters
+    ----------
+    every : int
+        Steps between records (each costs a few passes over the weights and activations; the
+        default keeps the overhead under ~5 % of training time, see benchmarks/RESULTS.md).
+    warn : bool
+        Emit each diagnosis once as a :class:`TrainingWarning`.
+    ratio_band : (float, float)
+        Update:weight ratios outside this band are flagged (the notes' ~1e-3 rule).
+
+    Attributes
+    ----------
+    steps, records : ndarray
+        The step of each record and the raw records (records, fields).
+    tensors, layers : list of str
+        Parameter tensor names and layer descriptions, in record order.
+    diagnoses : list of Diagnosis
+    """
+
+    def __init__(self, every: int = 10, warn: bool = True, ratio_band: tuple[float, float] = (1e-4, 1e-2)) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.every, self.warn, self.ratio_band = every, bool(warn), tuple(ratio_band)
+        self.records = np.zeros((0, 0))
+        self.tensors: list[str] = []
+        self.layers: list[str] = []
+        self.layer_kinds: list[str] = []
+        self.epoch_of_record: list[int] = []
+        self.diagnoses: list[Diagnosis] = []
+        self._warned: set[tuple[str, str]] = set()
+
+    # -- callback hooks -----------------------------------------------------------------------------
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        model = self.trainer.model
+        self.tensors = [t["name"] for t in model._info]
+        self.layers = [f"{i} {type(lay).__name__}" for i, lay in enumerate(model.layers)]
+        self.layer_kinds = [type(lay).__name__ for lay in model.layers]
+        width = model._net.monitor_record_size
+        if self.records.shape[1] != width:
+            self.records = np.zeros((0, width))
+        model._net.set_monitor(self.every)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        new = self.trainer.model._net.take_monitor_log()
+        if len(new):
+            self.records = np.vstack([self.records, new])
+            self.epoch_of_record.extend([epoch + 1] * len(new))
+        for d in diagnose(self, self.trainer.history, epoch + 1, new):
+            self.diagnoses.append(d)
+            key = (d.kind, d.where)
+            if self.warn and key not in self._warned:
+                self._warned.add(key)
+                warnings.warn(TrainingWarning(str(d)), stacklevel=2)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.trainer.model._net.set_monitor(0)
+
+    # -- accessors ----------------------------------------------------------------------------------
+    @property
+    def steps(self) -> np.ndarray:
+        return self.records[:, 0] if len(self.records) else np.zeros(0)
+
+    @property
+    def losses(self) -> np.ndarray:
+        return self.records[:, 1] if len(self.records) else np.zeros(0)
+
+    def tensor_stat(self, tensor: str, field: str, records: np.ndarray | None = None) -> np.ndarray:
+        """``grad_norm``, ``weight_norm`` or ``update_norm`` of a tensor over the records."""
+        r = self.records if records is None else records
+        col = 2 + 3 * self.tensors.index(tensor) + TENSOR_FIELDS.index(field)
+        return r[:, col]
+
+    def update_ratio(self, tensor: str, records: np.ndarray | None = None) -> np.ndarray:
+        """``|dW| / |W|`` of a tensor over the records."""
+        w = self.tensor_stat(tensor, "weight_norm", records)
+        u = self.tensor_stat(tensor, "update_norm", records)
+        return np.divide(u, w, out=np.full_like(u, np.nan), where=w > 0)
+
+    def layer_stat(self, layer: int, field: str, records: np.ndarray | None = None) -> np.ndarray:
+        """One of :data:`LAYER_FIELDS` for layer ``layer`` over the records."""
+        r = self.records if records is None else records
+        col = 2 + 3 * len(self.tensors) + 8 * layer + LAYER_FIELDS.index(field)
+        return r[:, col]
+
+    # -- serialisation ------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"every": self.every, "tensors": self.tensors, "layers": self.layers, "layer_kinds": self.layer_kinds,
+                "records": self.records.tolist(), "epoch_of_record": self.epoch_of_record,
+                "diagnoses": [asdict(d) for d in self.diagnoses]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Monitor:
+        m = cls(every=int(d.get("every", 10)), warn=False)
+        m.tensors, m.layers = list(d["tensors"]), list(d["layers"])
+        m.layer_kinds = list(d.get("layer_kinds", [s.split(" ", 1)[1] for s in m.layers]))
+        m.records = np.asarray(d["records"], dtype=np.float64).reshape(-1, 2 + 3 * len(m.tensors) + 8 * len(m.layers))
+        m.epoch_of_record = list(d.get("epoch_of_record", []))
+        m.diagnoses = [Diagnosis(**x) for x in d.get("diagnoses", [])]
+        return m
+
+    def get_state(self) -> dict:
+        return self.to_dict()
+
+    def set_state(self, state: dict) -> None:
+        other = Monitor.from_dict(state)
+        for k in ("tensors", "layers", "layer_kinds", "records", "epoch_of_record", "diagnoses"):
+            setattr(self, k, getattr(other, k))
+
+
+def _weights(mon: Monitor) -> list[str]:
+    return [t for t in mon.tensors if t.endswith(".weight") and mon.layer_kinds[int(t.split(".")[0])] == "Dense"]
+
+
+def diagnose(mon: Monitor, history: Any, epoch: int, new: np.ndarray) -> list[Diagnosis]:
+    """The notes' symptoms in the latest epoch's records and history."""
+    out: list[Diagnosis] = []
+    h = getattr(history, "history", {}) or {}
+    losses = h.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        out.append(Diagnosis(epoch, "loss not finite", "", f"the epoch's loss is {losses[-1]}",
+                             "lower the learning rate (by 10x), check the data for NaN/inf"))
+    elif len(losses) >= 2 and losses[-1] > 1.5 * losses[0] and losses[-1] > losses[-2]:
+        out.append(Diagnosis(epoch, "loss exploding", "", f"loss rose from {losses[0]:.4g} to {losses[-1]:.4g}",
+                             "lower the learning rate"))
+    elif len(losses) >= 3 and epoch <= 10 and abs(losses[-1] - losses[0]) < 0.01 * abs(losses[0]):
+        out.append(Diagnosis(epoch, "loss flat", "", f"loss barely moved ({losses[0]:.4g} -> {losses[-1]:.4g})",
+                             "raise the learning rate; check that the network is not dead (see the layer statistics)"))
+    tr, va = h.get("train_acc", []), h.get("val_acc", [])
+    if tr and va and len(tr) >= 3:
+        gap = tr[-1] - va[-1]
+        if gap > 0.1 and (len(va) < 2 or va[-1] <= max(va[:-1]) + 1e-9):
+            out.append(Diagnosis(epoch, "overfitting", "", f"train accuracy {tr[-1]:.3f} vs validation {va[-1]:.3f}",
+                                 "more regularisation (l2, dropout), more data, or early stopping"))
+        elif abs(gap) < 0.02 and tr[-1] < 0.6 and len(tr) >= 5:
+            out.append(Diagnosis(epoch, "underfitting", "", f"train and validation accuracy both low ({tr[-1]:.3f})",
+                                 "a bigger model, less regularisation, or longer training"))
+    if len(new) == 0:
+        return out
+    lo, hi = mon.ratio_band
+    for t in _weights(mon):
+        r = np.nanmedian(mon.update_ratio(t, new))
+        if math.isfinite(r) and r > hi:
+            out.append(Diagnosis(epoch, "update ratio high", t, f"median |dW|/|W| = {r:.2e} (aim for ~1e-3)",
+                                 "lower the learning rate"))
+        elif math.isfinite(r) and 0 < r < lo:
+            out.append(Diagnosis(epoch, "update ratio low", t, f"median |dW|/|W| = {r:.2e} (aim for ~1e-3)",
+                                 "raise the learning rate"))
+    stds = []
+    for i, kind in enumerate(mon.layer_kinds):
+        if mon.layer_stat(i, "nonfinite", new).max(initial=0) > 0:
+            out.append(Diagnosis(epoch, "non-finite activations", mon.layers[i], "NaN or inf in the layer's output",
+                                 "lower the learning rate; check the inputs"))
+        if kind == "ReLU":
+            dead = float(np.mean(mon.layer_stat(i, "frac_dead", new)))
+            if dead > 0.4:
+                out.append(Diagnosis(epoch, "dead ReLUs", mon.layers[i], f"{dead:.0%} of the units output 0 for whole batches",
+                                     "lower the learning rate; He initialisation, bias 0.01 or LeakyReLU"))
+            stds.append(float(np.mean(mon.layer_stat(i, "act_std", new))))
+        if kind in ("Tanh", "Sigmoid"):
+            sat = float(np.mean(mon.layer_stat(i, "frac_saturated", new)))
+            if sat > 0.5:
+                out.append(Diagnosis(epoch, "saturated units", mon.layers[i], f"{sat:.0%} of the outputs are saturated",
+                                     "smaller initial weights (Xavier), normalised inputs, or batch norm"))
+            stds.append(float(np.mean(mon.layer_stat(i, "act_std", new))))
+    if len(stds) >= 3 and stds[0] > 0 and stds[-1] < 0.05 * stds[0]:
+        out.append(Diagnosis(epoch, "vanishing activations", "",
+                             f"activation std falls from {stds[0]:.3g} (first hidden layer) to {stds[-1]:.3g} (last)",
+                             "initialisation too small: use He (ReLU) or Xavier (tanh), or batch norm"))
+    return out
