@@ -223,7 +223,8 @@ def diagnose(mon: Monitor, history: Any, epoch: int, new: np.ndarray) -> list[Di
         if kind == "ReLU":
             dead = float(np.mean(mon.layer_stat(i, "frac_dead", new)))
             if dead > 0.4:
-                out.append(Diagnosis(epoch, "dead ReLUs", mon.layers[i], f"{dead:.0%} of the units output 0 for whole batches",
+                out.append(Diagnosis(epoch, "dead ReLUs", mon.layers[i],
+                                     f"{dead:.0%} of the units output 0 for whole batches",
                                      "lower the learning rate; He initialisation, bias 0.01 or LeakyReLU"))
             stds.append(float(np.mean(mon.layer_stat(i, "act_std", new))))
         if kind in ("Tanh", "Sigmoid"):
