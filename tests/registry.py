@@ -399,6 +399,38 @@ def _xent(eps: float) -> Op:
               shapes=((1, 2), (3, 5), (17, 33), (64, 10), (300, 600)))
 
 
+def _xent_soft(eps: float) -> Op:
+    """Softmax cross-entropy against soft targets (one distribution per row, as in distillation)."""
+
+    def make(rng, shape, dtype):
+        N, C = shape
+        C = max(C, 2)
+        t = rng.random((N, C)) ** 3  # peaked and flat rows, a few near-zero entries
+        t /= t.sum(1, keepdims=True)
+        return {"x": _randn(rng, (N, C), dtype, 2.0), "target": t.astype(dtype), "eps": eps}
+
+    def smoothed(d):
+        t, C = d["target"], d["target"].shape[1]
+        return (1 - d["eps"]) * t + d["eps"] / (C - 1) * (1 - t)
+
+    def np_forward(d):
+        z = d["x"] - d["x"].max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return -(smoothed(d) * logp).sum() / d["x"].shape[0]
+
+    def np_backward(d, dout):
+        z = d["x"] - d["x"].max(1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        t = smoothed(d)
+        return {"x": dout * (t.sum(1, keepdims=True) * p - t) / d["x"].shape[0]}
+
+    return Op(f"softmax_xent_soft_ls{eps}", make,
+              lambda mod, d: mod.softmax_cross_entropy_soft(d["x"], d["target"], d["eps"], need_grad=False)[0],
+              lambda mod, d, dout: {"x": dout * mod.softmax_cross_entropy_soft(d["x"], d["target"], d["eps"])[1]},
+              np_forward, np_backward, ("x",), is_loss=True, rtol32=2e-6,
+              shapes=((1, 2), (3, 5), (17, 33), (64, 10), (300, 600)))
+
+
 def _svm_make(rng, shape, dtype):
     N, C = shape
     C = max(C, 2)
@@ -435,6 +467,8 @@ def _mse_make(rng, shape, dtype):
 OPS += [
     _xent(0.0),
     _xent(0.1),
+    _xent_soft(0.0),
+    _xent_soft(0.1),
     Op("svm", _svm_make, lambda mod, d: mod.svm_loss(d["x"], d["y"], need_grad=False)[0],
        lambda mod, d, dout: {"x": dout * mod.svm_loss(d["x"], d["y"])[1]},
        _svm_np_forward, _svm_np_backward, ("x",), is_loss=True, rtol32=2e-6,
@@ -456,7 +490,7 @@ def _penalty(kind: str) -> Op:
         return {"x": _away_from(_randn(rng, shape, np.float64)).astype(dtype)}
 
     def backward(mod, d, dout):
-        g = np.zeros_like(d["x"])
+        g = np.zeros(np.shape(d["x"]), d["x"].dtype)  # (zeros_like would copy a strided x's layout)
         getattr(mod, f"{kind}_penalty")(d["x"], lam, grad=g)
         return {"x": dout * g}
 

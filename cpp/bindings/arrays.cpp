@@ -68,8 +68,16 @@ py::array input(py::handle obj, const char* fn, const char* name) {
                          "; convert it with .astype(native dtype)");
   if (!(a.flags() & py::array::c_style)) {
     // Documented copy of a read-only input (e.g. a transposed or sliced view).
+    const py::ssize_t nbytes = a.nbytes();
     a = py::array::ensure(a, py::array::c_style | py::array::forcecast);
-    if (!a.ptr()) throw py::type_error(prefix(fn, name) + " could not be made C-contiguous");
+    if (!a.ptr()) {
+      // ensure() swallows the reason; the only way a float array fails to copy is memory (e.g. a
+      // broadcast view whose contiguous copy would need terabytes).
+      const std::string msg = prefix(fn, name) + " is not C-contiguous and its contiguous copy (" +
+                              std::to_string(double(nbytes) / 1e9) + " GB) could not be allocated";
+      PyErr_SetString(PyExc_MemoryError, msg.c_str());
+      throw py::error_already_set();
+    }
   }
   return a;
 }

@@ -737,6 +737,41 @@ void bind_loss(py::module_& m) {
         return FASTNN_K(softmax_cross_entropy)(loss, d, s, y, N, C, eps, acc);
       },
       "Mean softmax cross-entropy of scores (N, C) against labels y (N,): returns (loss, dscores).");
+  m.def(
+      "softmax_cross_entropy_soft",
+      [](py::handle s_, py::handle t_, double eps, bool need_grad, py::handle d_, bool acc) {
+        const char* fn = "softmax_cross_entropy_soft";
+        require_range(eps, fn, "label_smoothing", 0.0, 1.0, false, true);
+        py::array s = input(s_, fn, "scores");
+        const DType dt = float_dtype(s, fn, "scores");
+        require_ndim(s, fn, "scores", 2, 2);
+        require_nonempty(s, fn, "scores");
+        const py::ssize_t N = s.shape(0), C = s.shape(1);
+        py::array tg = input(t_, fn, "target", dt);
+        require_shape(tg, fn, "target", {N, C}, "one target distribution per row of the scores");
+        py::object dret = py::none();
+        OptArray d;
+        if (need_grad) {
+          d = grad_output(d_, fn, "dscores", dt, {N, C}, acc);
+          require_no_overlap(*d, "dscores", s, "scores", fn, false);
+          require_no_overlap(*d, "dscores", tg, "target", fn, false);
+          dret = *d;
+        }
+        double loss = 0;
+        dispatch(dt, [&](auto t) {
+          using T = decltype(t);
+          T* pd = ptr<T>(d);
+          const T* ps = cptr<T>(s);
+          const T* pt = cptr<T>(tg);
+          py::gil_scoped_release nogil;
+          FASTNN_K(softmax_cross_entropy_soft)(&loss, pd, ps, pt, index_t(N), index_t(C), eps, acc);
+        });
+        return py::make_tuple(loss, dret);
+      },
+      "scores"_a, "target"_a, "label_smoothing"_a = 0.0, py::kw_only(), "need_grad"_a = true,
+      "dscores"_a = py::none(), "accumulate"_a = false,
+      "Mean softmax cross-entropy of scores (N, C) against target rows (N, C) (soft targets, e.g. an "
+      "ensemble's softened probabilities): returns (loss, dscores).");
   def_class_loss<Ref>(m, "svm_loss", "margin", 1.0, 0.0, kInf, true,
       [](auto t, double* loss, auto* d, const auto* s, const std::int64_t* y, index_t N, index_t C, double margin, bool acc) {
         using T = decltype(t);

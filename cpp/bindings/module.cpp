@@ -10,6 +10,7 @@ namespace py = pybind11;
 namespace fastnn::bind {
 void bind_kernels(py::module_& m);
 void bind_net(py::module_& m);
+void bind_preprocess(py::module_& m);
 }
 
 PYBIND11_MODULE(_core, m) {
@@ -40,4 +41,5 @@ PYBIND11_MODULE(_core, m) {
 #endif
   fastnn::bind::bind_kernels(m);
   fastnn::bind::bind_net(m);
+  fastnn::bind::bind_preprocess(m);
 }

@@ -123,16 +123,24 @@ py::array data(py::handle obj, const char* fn, const char* name, index_t cols) {
   return a;
 }
 
-// Targets: int64 labels (N,) for classification losses, (N, C) floats for MSE.
+// Targets: int64 labels (N,) for classification losses, (N, C) floats for MSE, and for softmax
+// cross-entropy either labels or (N, C) target distributions (soft targets). A 2-D result is a
+// dense target array (see is_dense).
 template <class T>
 py::array targets(const Net<T>& net, py::handle obj, const char* fn, index_t N) {
-  if (net.loss().kind == LossKind::MSE) {
+  const LossKind kind = net.loss().kind;
+  const bool soft = kind == LossKind::SoftmaxCrossEntropy && py::isinstance<py::array>(obj) &&
+                    py::reinterpret_borrow<py::array>(obj).ndim() == 2;
+  if (kind == LossKind::MSE || soft) {
     py::array y = data<T>(obj, fn, "y", net.output_dim());
     if (y.shape(0) != N) throw py::value_error(std::string(fn) + ": 'y' must have as many rows as X");
     return y;
   }
   return labels(obj, fn, "y", N);
 }
+
+// Dense targets (MSE targets or soft targets) go to the runtime as yr, labels as yc.
+inline bool is_dense(const py::array& y) { return y.ndim() == 2; }
 
 template <class T>
 void bind_net(py::module_& m, const char* cls) {
@@ -197,13 +205,13 @@ void bind_net(py::module_& m, const char* cls) {
         py::array x = data<T>(x_, fn, "x", w.net->input_dim());
         const index_t n = x.shape(0);
         py::array y = targets(*w.net, y_, fn, n);
-        const bool mse = w.net->loss().kind == LossKind::MSE;
+        const bool dense = is_dense(y);  // MSE or soft targets: passed as yr
         StepLoss r;
         bool finite = true;
         {
           py::gil_scoped_release nogil;
-          r = w.net->train_step(static_cast<const T*>(x.data()), mse ? nullptr : static_cast<const std::int64_t*>(y.data()),
-                                mse ? static_cast<const T*>(y.data()) : nullptr, n, lr, mu, &finite);
+          r = w.net->train_step(static_cast<const T*>(x.data()), dense ? nullptr : static_cast<const std::int64_t*>(y.data()),
+                                dense ? static_cast<const T*>(y.data()) : nullptr, n, lr, mu, &finite);
         }
         return py::make_tuple(r.loss, r.data_loss, r.reg_loss, finite);
       }, "x"_a, "y"_a, "learning_rate"_a, "momentum"_a = 0.0,
@@ -230,13 +238,13 @@ void bind_net(py::module_& m, const char* cls) {
           require_range(mus.data()[s], fn, "momentum", 0, 1, false, true);
         }
         py::array_t<double> losses(steps);
-        const bool mse = w.net->loss().kind == LossKind::MSE;
+        const bool dense = is_dense(Y);  // MSE or soft targets: passed as yr
         index_t done = 0;
         {
           py::gil_scoped_release nogil;
           done = w.net->train_epoch(static_cast<const T*>(X.data()),
-                                    mse ? nullptr : static_cast<const std::int64_t*>(Y.data()),
-                                    mse ? static_cast<const T*>(Y.data()) : nullptr, N, order.data(), n_order, batch,
+                                    dense ? nullptr : static_cast<const std::int64_t*>(Y.data()),
+                                    dense ? static_cast<const T*>(Y.data()) : nullptr, N, order.data(), n_order, batch,
                                     lrs.data(), mus.data(), losses.mutable_data());
         }
         return py::make_tuple(losses, done);
@@ -248,12 +256,12 @@ void bind_net(py::module_& m, const char* cls) {
         py::array x = data<T>(x_, fn, "x", w.net->input_dim());
         const index_t n = x.shape(0);
         py::array y = targets(*w.net, y_, fn, n);
-        const bool mse = w.net->loss().kind == LossKind::MSE;
+        const bool dense = is_dense(y);  // MSE or soft targets: passed as yr
         StepLoss r;
         {
           py::gil_scoped_release nogil;
-          r = w.net->loss_and_grad(static_cast<const T*>(x.data()), mse ? nullptr : static_cast<const std::int64_t*>(y.data()),
-                                   mse ? static_cast<const T*>(y.data()) : nullptr, n, train);
+          r = w.net->loss_and_grad(static_cast<const T*>(x.data()), dense ? nullptr : static_cast<const std::int64_t*>(y.data()),
+                                   dense ? static_cast<const T*>(y.data()) : nullptr, n, train);
         }
         return py::make_tuple(r.loss, r.data_loss, r.reg_loss);
       }, "x"_a, "y"_a, "train"_a = true,
@@ -275,12 +283,12 @@ void bind_net(py::module_& m, const char* cls) {
         py::array X = data<T>(X_, fn, "X", w.net->input_dim());
         const index_t N = X.shape(0);
         py::array Y = targets(*w.net, Y_, fn, N);
-        const bool mse = w.net->loss().kind == LossKind::MSE;
+        const bool dense = is_dense(Y);  // MSE or soft targets: passed as yr
         double loss = 0, acc = 0;
         {
           py::gil_scoped_release nogil;
-          w.net->evaluate(static_cast<const T*>(X.data()), mse ? nullptr : static_cast<const std::int64_t*>(Y.data()),
-                          mse ? static_cast<const T*>(Y.data()) : nullptr, N, &loss, &acc);
+          w.net->evaluate(static_cast<const T*>(X.data()), dense ? nullptr : static_cast<const std::int64_t*>(Y.data()),
+                          dense ? static_cast<const T*>(Y.data()) : nullptr, N, &loss, &acc);
         }
         return py::make_tuple(loss, acc);
       }, "X"_a, "y"_a, "Mean data loss and accuracy in evaluation mode.")
@@ -325,13 +333,13 @@ void bind_net(py::module_& m, const char* cls) {
         py::array x = data<T>(x_, fn, "x", w.net->input_dim());
         const index_t n = x.shape(0);
         py::array y = targets(*w.net, y_, fn, n);
-        const bool mse = w.net->loss().kind == LossKind::MSE;
+        const bool dense = is_dense(y);  // MSE or soft targets: passed as yr
         std::uint64_t sig = 0;
         StepLoss r;
         {
           py::gil_scoped_release nogil;
-          r = w.net->signature(static_cast<const T*>(x.data()), mse ? nullptr : static_cast<const std::int64_t*>(y.data()),
-                               mse ? static_cast<const T*>(y.data()) : nullptr, n, train, &sig);
+          r = w.net->signature(static_cast<const T*>(x.data()), dense ? nullptr : static_cast<const std::int64_t*>(y.data()),
+                               dense ? static_cast<const T*>(y.data()) : nullptr, n, train, &sig);
         }
         return py::make_tuple(r.loss, sig);
       }, "x"_a, "y"_a, "train"_a = true,
@@ -343,7 +351,7 @@ void bind_net(py::module_& m, const char* cls) {
         py::array x = data<T>(x_, fn, "x", w.net->input_dim());
         const index_t n = x.shape(0);
         py::array y = targets(*w.net, y_, fn, n);
-        const bool mse = w.net->loss().kind == LossKind::MSE;
+        const bool dense = is_dense(y);  // MSE or soft targets: passed as yr
         py::list acts, grads;
         std::vector<T*> pa, pg;
         for (const auto& L : w.net->layers()) {
@@ -356,8 +364,8 @@ void bind_net(py::module_& m, const char* cls) {
         StepLoss r;
         {
           py::gil_scoped_release nogil;
-          r = w.net->capture(static_cast<const T*>(x.data()), mse ? nullptr : static_cast<const std::int64_t*>(y.data()),
-                             mse ? static_cast<const T*>(y.data()) : nullptr, n, train, pa.data(), pg.data());
+          r = w.net->capture(static_cast<const T*>(x.data()), dense ? nullptr : static_cast<const std::int64_t*>(y.data()),
+                             dense ? static_cast<const T*>(y.data()) : nullptr, n, train, pa.data(), pg.data());
         }
         return py::make_tuple(r.loss, acts, grads);
       }, "x"_a, "y"_a, "train"_a = true,

@@ -77,7 +77,7 @@ FASTNN_INLINE void elu_fwd_body(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT x
 #pragma omp simd
   for (index_t i = 0; i < n; ++i) {
     const T e = alpha * vm::expm1(x[i] < T(0) ? x[i] : T(0));
-    y[i] = x[i] > T(0) ? x[i] : e;
+    y[i] = x[i] <= T(0) ? e : x[i];  // (not `x > 0 ? x : e`: a NaN input must stay NaN, not become 0)
   }
 }
 template <class T>

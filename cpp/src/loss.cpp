@@ -94,6 +94,53 @@ FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, 
   return loss;
 }
 
+// One row of soft-target softmax cross-entropy (see loss.h): returns the row loss and writes (or
+// adds) the row gradient g_scale * (S' p_j - t'_j), with t' = a t + off the label-smoothed target.
+// exp(s - mx) is kept in the gradient row when that is written, else evaluated twice in blocks on
+// the stack: nothing is allocated for any number of classes.
+template <class T>
+FASTNN_INLINE double xent_soft_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, const T* FASTNN_RESTRICT t,
+                                   index_t C, double eps, T g_scale, bool acc) {
+  T mx = s[0];
+  for (index_t j = 1; j < C; ++j) mx = s[j] > mx ? s[j] : mx;
+  const double off = C > 1 ? eps / double(C - 1) : 0.0;
+  const double a = 1.0 - eps - off;  // t'_j = (1 - eps) t_j + off (1 - t_j) = a t_j + off
+  const bool scratch = d && !acc;
+  double sum = 0.0;
+  if (scratch) {
+#pragma omp simd
+    for (index_t j = 0; j < C; ++j) d[j] = vm::exp(T(s[j] - mx));
+    for (index_t j = 0; j < C; ++j) sum += double(d[j]);
+  } else {
+    T z[64];
+    for (index_t j0 = 0; j0 < C; j0 += 64) {
+      const index_t m = std::min<index_t>(64, C - j0);
+#pragma omp simd
+      for (index_t j = 0; j < m; ++j) z[j] = vm::exp(T(s[j0 + j] - mx));
+      for (index_t j = 0; j < m; ++j) sum += double(z[j]);
+    }
+  }
+  // loss = -sum_j t'_j log p_j = S' lse - sum_j t'_j (s_j - mx), S' = sum_j t'_j
+  double tsum = 0.0, dot = 0.0;
+  for (index_t j = 0; j < C; ++j) {
+    const double tj = a * double(t[j]) + off;
+    tsum += tj;
+    dot += tj * (double(s[j]) - double(mx));
+  }
+  const double lse = std::log(sum);
+  if (d) {
+    const T scale = T(tsum / sum), ta = T(a), toff = T(off);
+    if (scratch) {
+#pragma omp simd
+      for (index_t j = 0; j < C; ++j) d[j] = g_scale * (d[j] * scale - (ta * t[j] + toff));
+    } else {
+#pragma omp simd
+      for (index_t j = 0; j < C; ++j) d[j] += g_scale * (vm::exp(T(s[j] - mx)) * scale - (ta * t[j] + toff));
+    }
+  }
+  return tsum * lse - dot;
+}
+
 template <class T>
 FASTNN_INLINE double svm_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, std::int64_t y,
                              index_t C, T margin, T g_scale, bool acc) {
@@ -127,6 +174,13 @@ FASTNN_INLINE double svm_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, s
       total += xent_row(d ? d + r * C : nullptr, s + r * C, y[r], C, eps, g_scale, acc);        \
     return total;                                                                               \
   }                                                                                             \
+  FASTNN_CLONES double xent_soft_rows_leaf(T* d, const T* s, const T* t, index_t r0, index_t r1,  \
+                                           index_t C, double eps, T g_scale, bool acc) {         \
+    double total = 0.0;                                                                         \
+    for (index_t r = r0; r < r1; ++r)                                                           \
+      total += xent_soft_row(d ? d + r * C : nullptr, s + r * C, t + r * C, C, eps, g_scale, acc); \
+    return total;                                                                               \
+  }                                                                                             \
   FASTNN_CLONES double svm_rows_leaf(T* d, const T* s, const std::int64_t* y, index_t r0,       \
                                      index_t r1, index_t C, T margin, T g_scale, bool acc) {    \
     double total = 0.0;                                                                         \
@@ -151,6 +205,16 @@ index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const s
   });
   *loss = total / double(N);
   return -1;
+}
+
+template <class T>
+void softmax_cross_entropy_soft(double* loss, T* dscores, const T* scores, const T* target, index_t N,
+                                index_t C, double eps, bool acc) {
+  const T g_scale = T(1.0 / double(N));
+  const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
+    return xent_soft_rows_leaf(dscores, scores, target, r0, r1, C, eps, g_scale, acc);
+  });
+  *loss = total / double(N);
 }
 
 template <class T>
@@ -227,6 +291,33 @@ index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const s
   return -1;
 }
 template <class T>
+void softmax_cross_entropy_soft(double* loss, T* dscores, const T* scores, const T* target, index_t N,
+                                index_t C, double eps, bool acc) {
+  const double off = C > 1 ? eps / (C - 1) : 0.0;
+  double total = 0;
+  for (index_t i = 0; i < N; ++i) {
+    const T* s = scores + i * C;
+    const T* t = target + i * C;
+    double mx = s[0];
+    for (index_t j = 1; j < C; ++j) mx = std::max(mx, double(s[j]));
+    double sum = 0, tsum = 0;
+    for (index_t j = 0; j < C; ++j) {
+      sum += std::exp(double(s[j]) - mx);
+      tsum += (1.0 - eps) * double(t[j]) + off * (1.0 - double(t[j]));
+    }
+    for (index_t j = 0; j < C; ++j) {
+      const double tj = (1.0 - eps) * double(t[j]) + off * (1.0 - double(t[j]));
+      const double logp = double(s[j]) - mx - std::log(sum);
+      total -= tj * logp;
+      if (dscores) {
+        const double g = (tsum * std::exp(logp) - tj) / N;
+        dscores[i * C + j] = acc ? T(dscores[i * C + j] + g) : T(g);
+      }
+    }
+  }
+  *loss = total / N;
+}
+template <class T>
 index_t svm_loss(double* loss, T* dscores, const T* scores, const std::int64_t* y, index_t N,
                  index_t C, double margin, bool acc) {
   for (index_t i = 0; i < N; ++i)
@@ -267,6 +358,8 @@ using fastnn::index_t;
 #define FASTNN_INSTANTIATE_LOSS(NS, T)                                                           \
   template index_t NS::softmax_cross_entropy<T>(double*, T*, const T*, const std::int64_t*,      \
                                                 index_t, index_t, double, bool);                 \
+  template void NS::softmax_cross_entropy_soft<T>(double*, T*, const T*, const T*, index_t, index_t, \
+                                                 double, bool);                                  \
   template index_t NS::svm_loss<T>(double*, T*, const T*, const std::int64_t*, index_t, index_t, \
                                    double, bool);                                                \
   template void NS::mse_loss<T>(double*, T*, const T*, const T*, index_t, double, bool);

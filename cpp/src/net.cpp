@@ -1,10 +1,12 @@
 // The network runtime (see net.h): layout, forward, loss, backward and the fused update.
 #include "fastnn/net.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -54,9 +56,35 @@ std::string layer_name(LayerKind k) {
   return "?";
 }
 
+// A limit in bytes read from a file (cgroup memory limits); 0 when absent or unlimited ("max").
+double limit_from_file(const char* path) {
+  std::FILE* f = std::fopen(path, "r");
+  if (!f) return 0.0;
+  char buf[64] = {0};
+  const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
+  std::fclose(f);
+  if (!ok || buf[0] < '0' || buf[0] > '9') return 0.0;
+  const double v = std::strtod(buf, nullptr);
+  return v > 0 && v < 1e18 ? v : 0.0;  // cgroup v1 reports "no limit" as ~2^63
+}
+
+// The memory this process may use: the machine's physical memory, lowered by a container's
+// cgroup limit and by the address-space/data rlimits when set (0 if nothing is known). Sizes are
+// checked against it before allocating, so an absurd network is refused with an exception
+// instead of the process being killed by the OOM killer.
 double physical_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && size > 0 ? double(pages) * double(size) : 0.0;
+  double m = pages > 0 && size > 0 ? double(pages) * double(size) : 0.0;
+  auto lower = [&m](double v) {
+    if (v > 0 && (m <= 0 || v < m)) m = v;
+  };
+  lower(limit_from_file("/sys/fs/cgroup/memory.max"));                    // cgroup v2
+  lower(limit_from_file("/sys/fs/cgroup/memory/memory.limit_in_bytes"));  // cgroup v1
+  for (int res : {RLIMIT_AS, RLIMIT_DATA}) {
+    struct rlimit rl;
+    if (getrlimit(res, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) lower(double(rl.rlim_cur));
+  }
+  return m;
 }
 
 }  // namespace
@@ -76,6 +104,8 @@ struct Net<T>::Slot {
 
 template <class T>
 void* Net<T>::alloc_bytes(index_t bytes, bool workspace) {
+  if (bytes < 0 || bytes > std::numeric_limits<index_t>::max() - 128)  // (rounding up must not overflow)
+    throw std::length_error("buffer of " + std::to_string(bytes) + " bytes: size overflows 64 bits");
   const std::size_t sz = std::size_t(round_up(std::max<index_t>(bytes, 64), 64));
   void* p = std::aligned_alloc(64, sz);
   if (!p) throw std::bad_alloc();
@@ -99,15 +129,15 @@ void Net<T>::allocate_workspace() {
   // size first: a batch whose buffers exceed the machine's memory fails before anything is taken
   double bytes = double(max_batch_) * double(input_dim_ + output_dim_ + 2 * max_width_) * sizeof(T);
   for (size_t i = 0; i < slots_.size(); ++i) {
-    bytes += double(mul(max_batch_, slots_[i].out, "activations")) * sizeof(T);
+    bytes += double(max_batch_) * double(slots_[i].out) * sizeof(T);  // (double: cannot overflow)
     if (layers_[i].kind == LayerKind::Dropout) bytes += double(max_batch_) * double(slots_[i].out);
     if (layers_[i].kind == LayerKind::Maxout) bytes += 4.0 * double(max_batch_) * double(slots_[i].out);
   }
   const double phys = physical_memory_bytes();
   if (phys > 0 && bytes > 0.9 * phys)
     throw std::length_error("a batch of " + std::to_string(max_batch_) + " rows needs about " +
-                            std::to_string(bytes / 1e9) + " GB of activation buffers, more than the machine's " +
-                            std::to_string(phys / 1e9) + " GB");
+                            std::to_string(bytes / 1e9) + " GB of activation buffers, more than the " +
+                            std::to_string(phys / 1e9) + " GB of memory this process may use");
   for (void* p : workspace_) std::free(p);
   workspace_.clear();
   for (size_t i = 0; i < slots_.size(); ++i) {
@@ -251,25 +281,35 @@ Net<T>::Net(std::vector<LayerSpec> layers, LossSpec loss, index_t max_batch, std
   const double phys = physical_memory_bytes();
   if (phys > 0 && double(sizeof(T)) * 6.0 * double(n_params_) > phys)
     throw std::length_error("this network's " + std::to_string(n_params_) +
-                            " parameters need more memory (weights, gradients, optimizer state) than the machine's " +
-                            std::to_string(phys / 1e9) + " GB");
-  params_ = alloc(n_params_);
-  grads_ = alloc(n_params_);
-  std::memset(params_, 0, sizeof(T) * n_params_);
-  std::memset(grads_, 0, sizeof(T) * n_params_);
-  buffers_ = alloc(std::max<index_t>(n_buffers_, 1));
-  std::memset(buffers_, 0, sizeof(T) * std::max<index_t>(n_buffers_, 1));
-  saved_buffers_ = alloc(std::max<index_t>(n_buffers_, 1));
-  for (auto& s : slots_) {
-    const LayerKind k = layers_[&s - slots_.data()].kind;
-    if (k == LayerKind::BatchNorm) {
-      s.mean = alloc(s.out);
-      s.invstd = alloc(s.out);
+                            " parameters need more memory (weights, gradients, optimizer state) than the " +
+                            std::to_string(phys / 1e9) + " GB this process may use");
+  // A constructor that throws never runs the destructor: what was allocated before the throw (a
+  // workspace too large for the machine, a bad loss) is freed here, or every refused network leaks.
+  try {
+    params_ = alloc(n_params_);
+    grads_ = alloc(n_params_);
+    std::memset(params_, 0, sizeof(T) * n_params_);
+    std::memset(grads_, 0, sizeof(T) * n_params_);
+    buffers_ = alloc(std::max<index_t>(n_buffers_, 1));
+    std::memset(buffers_, 0, sizeof(T) * std::max<index_t>(n_buffers_, 1));
+    saved_buffers_ = alloc(std::max<index_t>(n_buffers_, 1));
+    for (auto& s : slots_) {
+      const LayerKind k = layers_[&s - slots_.data()].kind;
+      if (k == LayerKind::BatchNorm) {
+        s.mean = alloc(s.out);
+        s.invstd = alloc(s.out);
+      }
     }
+    allocate_workspace();
+    set_loss(loss_);
+    set_optimizer(OptimKind::SGD, StepHyper{});
+  } catch (...) {
+    for (void* p : owned_) std::free(p);
+    for (void* p : workspace_) std::free(p);
+    owned_.clear();
+    workspace_.clear();
+    throw;
   }
-  allocate_workspace();
-  set_loss(loss_);
-  set_optimizer(OptimKind::SGD, StepHyper{});
 }
 
 template <class T>
@@ -350,11 +390,16 @@ double Net<T>::data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_
   T* d = want_grad ? gbuf_[0] : nullptr;
   double loss = 0.0;
   index_t bad = -1;
+  if (!yc && !yr) throw std::invalid_argument("no targets: class labels or a target array are needed");
   switch (loss_.kind) {
     case LossKind::SoftmaxCrossEntropy:
-      bad = softmax_cross_entropy(&loss, d, scores, yc, n, output_dim_, loss_.label_smoothing, false);
+      if (yc)
+        bad = softmax_cross_entropy(&loss, d, scores, yc, n, output_dim_, loss_.label_smoothing, false);
+      else  // soft targets (n, C): target distributions, e.g. a teacher's softened probabilities
+        softmax_cross_entropy_soft(&loss, d, scores, yr, n, output_dim_, loss_.label_smoothing, false);
       break;
     case LossKind::MulticlassSVM:
+      if (!yc) throw std::invalid_argument("the multiclass SVM loss needs class labels, not a target array");
       bad = svm_loss(&loss, d, scores, yc, n, output_dim_, loss_.margin, false);
       break;
     case LossKind::MSE:
@@ -721,24 +766,34 @@ template <class T>
 void Net<T>::evaluate(const T* X, const std::int64_t* Yc, const T* Yr, index_t N, double* loss,
                       double* accuracy) {
   const index_t C = output_dim_;
+  const bool classes = loss_.kind != LossKind::MSE && (Yc || Yr);
   double total = 0.0;
   index_t correct = 0;
   for (index_t r0 = 0; r0 < N; r0 += max_batch_) {
     const index_t nb = std::min(max_batch_, N - r0);
     forward(X + r0 * input_dim_, nb, false, step);
     total += data_loss_and_dscores(Yc ? Yc + r0 : nullptr, Yr ? Yr + r0 * C : nullptr, nb, false) * double(nb);
-    if (Yc) {
+    if (classes) {
       const T* s = output();
       for (index_t r = 0; r < nb; ++r) {
         index_t best = 0;
         for (index_t j = 1; j < C; ++j)
           if (s[r * C + j] > s[r * C + best]) best = j;
-        correct += best == Yc[r0 + r];
+        // soft targets: agreement with the target's most probable class
+        index_t label = 0;
+        if (Yc) {
+          label = index_t(Yc[r0 + r]);
+        } else {
+          const T* t = Yr + (r0 + r) * C;
+          for (index_t j = 1; j < C; ++j)
+            if (t[j] > t[label]) label = j;
+        }
+        correct += best == label;
       }
     }
   }
   *loss = N ? total / double(N) : 0.0;
-  *accuracy = N && Yc ? double(correct) / double(N) : 0.0;
+  *accuracy = N && classes ? double(correct) / double(N) : 0.0;
 }
 
 template class Net<float>;

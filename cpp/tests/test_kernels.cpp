@@ -1,14 +1,21 @@
 // fastnn_kernel_tests — every kernel against its scalar reference, in float and double, with
-// guard values around every output buffer (to catch out-of-bounds writes) and a bitwise
-// comparison of 1 thread against N threads. No Python involved; run under AddressSanitizer by the
-// sanitizer build. Exit status 0 when everything passes.
+// guard values around every buffer (checked after every kernel call, to catch out-of-bounds
+// writes), a bitwise comparison of 1 thread against N threads, and a short run of the network
+// runtime (every layer kind, optimizer, workspace growth, refused sizes). No Python involved; run
+// under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer by tests/test_sanitizers.py
+// and under valgrind by tests/test_reliability.py. `--quick` runs the small sizes only.
+// Exit status 0 when everything passes.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "fastnn/activations.h"
@@ -17,8 +24,10 @@
 #include "fastnn/dropout.h"
 #include "fastnn/gemm.h"
 #include "fastnn/loss.h"
+#include "fastnn/net.h"
 #include "fastnn/optim.h"
 #include "fastnn/regularization.h"
+#include "fastnn/stats.h"
 #include "fastnn/threads.h"
 
 using fastnn::index_t;
@@ -35,24 +44,74 @@ void fail(const std::string& what) {
 
 constexpr index_t kGuard = 64;
 
+// Every live buffer registers itself, so the guards of all of them are checked after every kernel
+// call (K below): a kernel that writes past the end of one output is caught at the call that did it.
+struct Guarded {
+  virtual bool guards_ok() const = 0;
+  virtual void restamp() = 0;
+  virtual ~Guarded() = default;
+};
+std::vector<Guarded*>& live_buffers() {
+  static std::vector<Guarded*> v;
+  return v;
+}
+
 // A buffer with guard values on both sides.
 template <class T>
-struct Buf {
+struct Buf : Guarded {
   std::vector<T> v;
   index_t n;
-  static T guard() { return T(-7.25e11); }
+  static T guard() {
+    if constexpr (std::is_floating_point_v<T>)
+      return T(-7.25e11);
+    else
+      return static_cast<T>(0x5AA55AA5A55AA55Aull);  // a pattern no kernel writes by chance
+  }
   explicit Buf(index_t n_, T fill = T(0)) : v(n_ + 2 * kGuard, guard()), n(n_) {
     for (index_t i = 0; i < n; ++i) v[kGuard + i] = fill;
+    live_buffers().push_back(this);
+  }
+  Buf(const Buf& o) : Guarded(), v(o.v), n(o.n) { live_buffers().push_back(this); }
+  Buf& operator=(const Buf& o) {
+    v = o.v;
+    n = o.n;
+    return *this;
+  }
+  ~Buf() override {
+    auto& l = live_buffers();
+    for (size_t i = l.size(); i-- > 0;)
+      if (l[i] == this) {
+        l.erase(l.begin() + std::ptrdiff_t(i));
+        break;
+      }
   }
   T* p() { return v.data() + kGuard; }
   const T* p() const { return v.data() + kGuard; }
   T& operator[](index_t i) { return v[kGuard + i]; }
-  bool guards_ok() const {
+  bool guards_ok() const override {
     for (index_t i = 0; i < kGuard; ++i)
-      if (v[i] != guard() || v[kGuard + n + i] != guard()) return false;
+      if (!(v[i] == guard()) || !(v[kGuard + n + i] == guard())) return false;
     return true;
   }
+  void restamp() override {
+    for (index_t i = 0; i < kGuard; ++i) v[i] = v[kGuard + n + i] = guard();
+  }
 };
+
+// After a kernel call: every live buffer's guards must be intact.
+void check_guards(const char* call, int line) {
+  ++g_checks;
+  for (Guarded* b : live_buffers())
+    if (!b->guards_ok()) {
+      fail("line " + std::to_string(line) + ": " + call + " wrote outside a buffer");
+      b->restamp();  // report each overrun once
+    }
+}
+#define K(...)                                  \
+  do {                                          \
+    __VA_ARGS__;                                \
+    check_guards(#__VA_ARGS__, __LINE__);       \
+  } while (0)
 
 template <class T>
 Buf<T> randn(index_t n, std::mt19937_64& rng, double scale = 1.0, double avoid0 = 0.0) {
@@ -141,51 +200,51 @@ void test_activations(index_t N, index_t D, std::mt19937_64& rng) {
   };
   for (const auto& op : ops) {
     Buf<T> y(n), yr(n), dx(n), dxr(n);
-    op.f(y.p(), x.p(), n);
-    op.fr(yr.p(), x.p(), n);
+    K(op.f(y.p(), x.p(), n));
+    K(op.fr(yr.p(), x.p(), n));
     check_close(std::string(op.name) + " forward" + sfx, y, yr, tol);
     const T* saved = op.from_out ? yr.p() : x.p();
-    op.b(dx.p(), dy.p(), saved, n, false);
-    op.br(dxr.p(), dy.p(), saved, n, false);
+    K(op.b(dx.p(), dy.p(), saved, n, false));
+    K(op.br(dxr.p(), dy.p(), saved, n, false));
     check_close(std::string(op.name) + " backward" + sfx, dx, dxr, tol, max_abs(dy));
-    op.b(dx.p(), dy.p(), saved, n, true);  // accumulate: doubles it
-    op.br(dxr.p(), dy.p(), saved, n, true);
+    K(op.b(dx.p(), dy.p(), saved, n, true));  // accumulate: doubles it
+    K(op.br(dxr.p(), dy.p(), saved, n, true));
     check_close(std::string(op.name) + " backward accumulate" + sfx, dx, dxr, tol, 2 * max_abs(dy));
     check_threads<T>(std::string(op.name) + sfx, [&] {
       std::vector<Buf<T>> r{Buf<T>(n), Buf<T>(n)};
-      op.f(r[0].p(), x.p(), n);
-      op.b(r[1].p(), dy.p(), saved, n, false);
+      K(op.f(r[0].p(), x.p(), n));
+      K(op.b(r[1].p(), dy.p(), saved, n, false));
       return r;
     });
   }
   {  // leaky relu, elu
     Buf<T> y(n), yr(n), dx(n), dxr(n);
-    fastnn::leaky_relu_forward<T>(y.p(), x.p(), T(0.1), n);
-    fastnn::ref::leaky_relu_forward<T>(yr.p(), x.p(), T(0.1), n);
+    K(fastnn::leaky_relu_forward<T>(y.p(), x.p(), T(0.1), n));
+    K(fastnn::ref::leaky_relu_forward<T>(yr.p(), x.p(), T(0.1), n));
     check_close("leaky_relu forward" + sfx, y, yr, tol);
-    fastnn::leaky_relu_backward<T>(dx.p(), dy.p(), x.p(), T(0.1), n, false);
-    fastnn::ref::leaky_relu_backward<T>(dxr.p(), dy.p(), x.p(), T(0.1), n, false);
+    K(fastnn::leaky_relu_backward<T>(dx.p(), dy.p(), x.p(), T(0.1), n, false));
+    K(fastnn::ref::leaky_relu_backward<T>(dxr.p(), dy.p(), x.p(), T(0.1), n, false));
     check_close("leaky_relu backward" + sfx, dx, dxr, tol);
-    fastnn::elu_forward<T>(y.p(), x.p(), T(0.7), n);
-    fastnn::ref::elu_forward<T>(yr.p(), x.p(), T(0.7), n);
+    K(fastnn::elu_forward<T>(y.p(), x.p(), T(0.7), n));
+    K(fastnn::ref::elu_forward<T>(yr.p(), x.p(), T(0.7), n));
     check_close("elu forward" + sfx, y, yr, tol);
-    fastnn::elu_backward<T>(dx.p(), dy.p(), yr.p(), T(0.7), n, false);
-    fastnn::ref::elu_backward<T>(dxr.p(), dy.p(), yr.p(), T(0.7), n, false);
+    K(fastnn::elu_backward<T>(dx.p(), dy.p(), yr.p(), T(0.7), n, false));
+    K(fastnn::ref::elu_backward<T>(dxr.p(), dy.p(), yr.p(), T(0.7), n, false));
     check_close("elu backward" + sfx, dx, dxr, tol);
   }
   for (index_t na : {index_t(1), D}) {  // prelu
     auto a = randn<T>(na, rng, 0.2);
     Buf<T> y(n), yr(n), dx(n), dxr(n), da(na), dar(na);
-    fastnn::prelu_forward<T>(y.p(), x.p(), a.p(), N, D, na);
-    fastnn::ref::prelu_forward<T>(yr.p(), x.p(), a.p(), N, D, na);
+    K(fastnn::prelu_forward<T>(y.p(), x.p(), a.p(), N, D, na));
+    K(fastnn::ref::prelu_forward<T>(yr.p(), x.p(), a.p(), N, D, na));
     check_close("prelu forward" + sfx, y, yr, tol);
-    fastnn::prelu_backward<T>(dx.p(), da.p(), dy.p(), x.p(), a.p(), N, D, na, false);
-    fastnn::ref::prelu_backward<T>(dxr.p(), dar.p(), dy.p(), x.p(), a.p(), N, D, na, false);
+    K(fastnn::prelu_backward<T>(dx.p(), da.p(), dy.p(), x.p(), a.p(), N, D, na, false));
+    K(fastnn::ref::prelu_backward<T>(dxr.p(), dar.p(), dy.p(), x.p(), a.p(), N, D, na, false));
     check_close("prelu backward dx" + sfx, dx, dxr, tol);
     check_close("prelu backward da" + sfx, da, dar, sizeof(T) == 4 ? 1e-5 : 1e-12);
     check_threads<T>("prelu" + sfx, [&] {
       std::vector<Buf<T>> r{Buf<T>(n), Buf<T>(na)};
-      fastnn::prelu_backward<T>(r[0].p(), r[1].p(), dy.p(), x.p(), a.p(), N, D, na, false);
+      K(fastnn::prelu_backward<T>(r[0].p(), r[1].p(), dy.p(), x.p(), a.p(), N, D, na, false));
       return r;
     });
   }
@@ -193,14 +252,14 @@ void test_activations(index_t N, index_t D, std::mt19937_64& rng) {
     const index_t k = 3;
     auto xm = randn<T>(n * k, rng);
     Buf<T> y(n), yr(n), dx(n * k), dxr(n * k);
-    std::vector<std::int32_t> am(n), amr(n);
-    fastnn::maxout_forward<T>(y.p(), am.data(), xm.p(), N, D, k);
-    fastnn::ref::maxout_forward<T>(yr.p(), amr.data(), xm.p(), N, D, k);
+    Buf<std::int32_t> am(n), amr(n);
+    K(fastnn::maxout_forward<T>(y.p(), am.p(), xm.p(), N, D, k));
+    K(fastnn::ref::maxout_forward<T>(yr.p(), amr.p(), xm.p(), N, D, k));
     check_close("maxout forward" + sfx, y, yr, 0);
     ++g_checks;
-    if (am != amr) fail("maxout argmax" + sfx);
-    fastnn::maxout_backward<T>(dx.p(), dy.p(), am.data(), N, D, k, false);
-    fastnn::ref::maxout_backward<T>(dxr.p(), dy.p(), amr.data(), N, D, k, false);
+    if (!same_bits(am, amr)) fail("maxout argmax" + sfx);
+    K(fastnn::maxout_backward<T>(dx.p(), dy.p(), am.p(), N, D, k, false));
+    K(fastnn::ref::maxout_backward<T>(dxr.p(), dy.p(), amr.p(), N, D, k, false));
     check_close("maxout backward" + sfx, dx, dxr, 0);
   }
 }
@@ -213,19 +272,19 @@ void test_dense(index_t N, index_t D, index_t M, std::mt19937_64& rng) {
   auto x = randn<T>(N * D, rng), w = randn<T>(D * M, rng, 0.3), b = randn<T>(M, rng);
   auto dy = randn<T>(N * M, rng);
   Buf<T> y(N * M), yr(N * M);
-  fastnn::dense_forward<T>(y.p(), x.p(), w.p(), b.p(), N, D, M);
-  fastnn::ref::dense_forward<T>(yr.p(), x.p(), w.p(), b.p(), N, D, M);
+  K(fastnn::dense_forward<T>(y.p(), x.p(), w.p(), b.p(), N, D, M));
+  K(fastnn::ref::dense_forward<T>(yr.p(), x.p(), w.p(), b.p(), N, D, M));
   check_close("dense forward" + sfx, y, yr, tol);
   Buf<T> dx(N * D), dw(D * M), db(M), dxr(N * D), dwr(D * M), dbr(M);
-  fastnn::dense_backward<T>(dx.p(), dw.p(), db.p(), dy.p(), x.p(), w.p(), N, D, M, false);
-  fastnn::ref::dense_backward<T>(dxr.p(), dwr.p(), dbr.p(), dy.p(), x.p(), w.p(), N, D, M, false);
+  K(fastnn::dense_backward<T>(dx.p(), dw.p(), db.p(), dy.p(), x.p(), w.p(), N, D, M, false));
+  K(fastnn::ref::dense_backward<T>(dxr.p(), dwr.p(), dbr.p(), dy.p(), x.p(), w.p(), N, D, M, false));
   check_close("dense backward dx" + sfx, dx, dxr, tol);
   check_close("dense backward dw" + sfx, dw, dwr, tol);
   check_close("dense backward db" + sfx, db, dbr, tol);
   check_threads<T>("dense" + sfx, [&] {
     std::vector<Buf<T>> r{Buf<T>(N * M), Buf<T>(N * D), Buf<T>(D * M), Buf<T>(M)};
-    fastnn::dense_forward<T>(r[0].p(), x.p(), w.p(), b.p(), N, D, M);
-    fastnn::dense_backward<T>(r[1].p(), r[2].p(), r[3].p(), dy.p(), x.p(), w.p(), N, D, M, false);
+    K(fastnn::dense_forward<T>(r[0].p(), x.p(), w.p(), b.p(), N, D, M));
+    K(fastnn::dense_backward<T>(r[1].p(), r[2].p(), r[3].p(), dy.p(), x.p(), w.p(), N, D, M, false));
     return r;
   });
 }
@@ -236,26 +295,26 @@ void test_batchnorm(index_t N, index_t D, std::mt19937_64& rng) {
   const std::string sfx = std::string(" ") + tname<T>() + " " + std::to_string(N) + "x" + std::to_string(D);
   auto x = randn<T>(N * D, rng, 2.0), g = randn<T>(D, rng), b = randn<T>(D, rng), dy = randn<T>(N * D, rng);
   Buf<T> y(N * D), yr(N * D), mu(D), mur(D), is(D), isr(D), rm(D, T(0.5)), rmr(D, T(0.5)), rv(D, T(2)), rvr(D, T(2));
-  fastnn::batchnorm_forward_train<T>(y.p(), mu.p(), is.p(), rm.p(), rv.p(), x.p(), g.p(), b.p(), N, D, T(1e-5), T(0.9), true);
-  fastnn::ref::batchnorm_forward_train<T>(yr.p(), mur.p(), isr.p(), rmr.p(), rvr.p(), x.p(), g.p(), b.p(), N, D, T(1e-5), T(0.9), true);
+  K(fastnn::batchnorm_forward_train<T>(y.p(), mu.p(), is.p(), rm.p(), rv.p(), x.p(), g.p(), b.p(), N, D, T(1e-5), T(0.9), true));
+  K(fastnn::ref::batchnorm_forward_train<T>(yr.p(), mur.p(), isr.p(), rmr.p(), rvr.p(), x.p(), g.p(), b.p(), N, D, T(1e-5), T(0.9), true));
   check_close("batchnorm forward" + sfx, y, yr, tol);
   check_close("batchnorm mean" + sfx, mu, mur, tol);
   check_close("batchnorm invstd" + sfx, is, isr, tol);
   check_close("batchnorm running_mean" + sfx, rm, rmr, tol);
   check_close("batchnorm running_var" + sfx, rv, rvr, tol);
-  fastnn::batchnorm_forward_eval<T>(y.p(), x.p(), g.p(), b.p(), rm.p(), rv.p(), N, D, T(1e-5));
-  fastnn::ref::batchnorm_forward_eval<T>(yr.p(), x.p(), g.p(), b.p(), rmr.p(), rvr.p(), N, D, T(1e-5));
+  K(fastnn::batchnorm_forward_eval<T>(y.p(), x.p(), g.p(), b.p(), rm.p(), rv.p(), N, D, T(1e-5)));
+  K(fastnn::ref::batchnorm_forward_eval<T>(yr.p(), x.p(), g.p(), b.p(), rmr.p(), rvr.p(), N, D, T(1e-5)));
   check_close("batchnorm eval" + sfx, y, yr, tol);
   Buf<T> dx(N * D), dxr(N * D), dg(D), dgr(D), dbt(D), dbtr(D);
-  fastnn::batchnorm_backward<T>(dx.p(), dg.p(), dbt.p(), dy.p(), x.p(), g.p(), mur.p(), isr.p(), N, D, false);
-  fastnn::ref::batchnorm_backward<T>(dxr.p(), dgr.p(), dbtr.p(), dy.p(), x.p(), g.p(), mur.p(), isr.p(), N, D, false);
+  K(fastnn::batchnorm_backward<T>(dx.p(), dg.p(), dbt.p(), dy.p(), x.p(), g.p(), mur.p(), isr.p(), N, D, false));
+  K(fastnn::ref::batchnorm_backward<T>(dxr.p(), dgr.p(), dbtr.p(), dy.p(), x.p(), g.p(), mur.p(), isr.p(), N, D, false));
   check_close("batchnorm backward dx" + sfx, dx, dxr, 10 * tol, max_abs(dy));
   check_close("batchnorm backward dgamma" + sfx, dg, dgr, tol);
   check_close("batchnorm backward dbeta" + sfx, dbt, dbtr, tol);
   check_threads<T>("batchnorm" + sfx, [&] {
     std::vector<Buf<T>> r{Buf<T>(N * D), Buf<T>(D), Buf<T>(D), Buf<T>(N * D), Buf<T>(D), Buf<T>(D)};
-    fastnn::batchnorm_forward_train<T>(r[0].p(), r[1].p(), r[2].p(), nullptr, nullptr, x.p(), g.p(), b.p(), N, D, T(1e-5), T(0.9), false);
-    fastnn::batchnorm_backward<T>(r[3].p(), r[4].p(), r[5].p(), dy.p(), x.p(), g.p(), r[1].p(), r[2].p(), N, D, false);
+    K(fastnn::batchnorm_forward_train<T>(r[0].p(), r[1].p(), r[2].p(), nullptr, nullptr, x.p(), g.p(), b.p(), N, D, T(1e-5), T(0.9), false));
+    K(fastnn::batchnorm_backward<T>(r[3].p(), r[4].p(), r[5].p(), dy.p(), x.p(), g.p(), r[1].p(), r[2].p(), N, D, false));
     return r;
   });
 }
@@ -268,14 +327,14 @@ void test_dropout_losses_optim(index_t N, index_t C, std::mt19937_64& rng) {
   auto x = randn<T>(n, rng), dy = randn<T>(n, rng);
   {
     Buf<T> y(n), yr(n), dx(n), dxr(n);
-    std::vector<std::uint8_t> m(n), mr(n);
-    fastnn::dropout_forward<T>(y.p(), m.data(), x.p(), n, 0.6, 99, 7);
-    fastnn::ref::dropout_forward<T>(yr.p(), mr.data(), x.p(), n, 0.6, 99, 7);
+    Buf<std::uint8_t> m(n), mr(n);
+    K(fastnn::dropout_forward<T>(y.p(), m.p(), x.p(), n, 0.6, 99, 7));
+    K(fastnn::ref::dropout_forward<T>(yr.p(), mr.p(), x.p(), n, 0.6, 99, 7));
     check_close("dropout forward" + sfx, y, yr, 0);
     ++g_checks;
-    if (m != mr) fail("dropout mask" + sfx);
-    fastnn::dropout_backward<T>(dx.p(), dy.p(), m.data(), n, 0.6, false);
-    fastnn::ref::dropout_backward<T>(dxr.p(), dy.p(), mr.data(), n, 0.6, false);
+    if (!same_bits(m, mr)) fail("dropout mask" + sfx);
+    K(fastnn::dropout_backward<T>(dx.p(), dy.p(), m.p(), n, 0.6, false));
+    K(fastnn::ref::dropout_backward<T>(dxr.p(), dy.p(), mr.p(), n, 0.6, false));
     check_close("dropout backward" + sfx, dx, dxr, 0);
   }
   std::vector<std::int64_t> y(N);
@@ -285,11 +344,11 @@ void test_dropout_losses_optim(index_t N, index_t C, std::mt19937_64& rng) {
     double l = 0, lr = 0;
     const char* name = which == 0 ? "softmax_xent" : which == 1 ? "softmax_xent_ls" : "svm";
     if (which < 2) {
-      fastnn::softmax_cross_entropy<T>(&l, d.p(), x.p(), y.data(), N, C, which ? 0.1 : 0.0, false);
-      fastnn::ref::softmax_cross_entropy<T>(&lr, dr.p(), x.p(), y.data(), N, C, which ? 0.1 : 0.0, false);
+      K(fastnn::softmax_cross_entropy<T>(&l, d.p(), x.p(), y.data(), N, C, which ? 0.1 : 0.0, false));
+      K(fastnn::ref::softmax_cross_entropy<T>(&lr, dr.p(), x.p(), y.data(), N, C, which ? 0.1 : 0.0, false));
     } else {
-      fastnn::svm_loss<T>(&l, d.p(), x.p(), y.data(), N, C, 1.0, false);
-      fastnn::ref::svm_loss<T>(&lr, dr.p(), x.p(), y.data(), N, C, 1.0, false);
+      K(fastnn::svm_loss<T>(&l, d.p(), x.p(), y.data(), N, C, 1.0, false));
+      K(fastnn::ref::svm_loss<T>(&lr, dr.p(), x.p(), y.data(), N, C, 1.0, false));
     }
     ++g_checks;
     if (!(std::fabs(l - lr) <= tol * std::max(1.0, std::fabs(lr)))) fail(std::string(name) + " loss" + sfx);
@@ -303,16 +362,42 @@ void test_dropout_losses_optim(index_t N, index_t C, std::mt19937_64& rng) {
     ++g_checks;
     if (fastnn::softmax_cross_entropy<T>(&l, d.p(), x.p(), bad.data(), N, C, 0.0, false) != N - 1)
       fail("softmax_xent: out-of-range label not reported" + sfx);
+    check_guards("softmax_cross_entropy (bad label)", __LINE__);
+  }
+  {  // soft targets: fast vs reference, and one-hot targets equal the labels' loss
+    Buf<T> t(n), d(n), dr(n), d1(n);
+    for (index_t i = 0; i < N; ++i) {
+      double s = 0;
+      for (index_t j = 0; j < C; ++j) s += double(t.p()[i * C + j] = T(1 + rng() % 1000));
+      for (index_t j = 0; j < C; ++j) t.p()[i * C + j] = T(double(t.p()[i * C + j]) / s);
+    }
+    for (const double eps : {0.0, 0.1}) {
+      double l = 0, lr = 0;
+      K(fastnn::softmax_cross_entropy_soft<T>(&l, d.p(), x.p(), t.p(), N, C, eps, false));
+      K(fastnn::ref::softmax_cross_entropy_soft<T>(&lr, dr.p(), x.p(), t.p(), N, C, eps, false));
+      ++g_checks;
+      if (!(std::fabs(l - lr) <= tol * std::max(1.0, std::fabs(lr)))) fail("softmax_xent_soft loss" + sfx);
+      check_close("softmax_xent_soft dscores" + sfx, d, dr, 4 * tol);
+    }
+    for (index_t k = 0; k < n; ++k) t.p()[k] = T(0);
+    for (index_t i = 0; i < N; ++i) t.p()[i * C + y[i]] = T(1);
+    double l = 0, l1 = 0;
+    K(fastnn::softmax_cross_entropy_soft<T>(&l, d.p(), x.p(), t.p(), N, C, 0.1, false));
+    K(fastnn::softmax_cross_entropy<T>(&l1, d1.p(), x.p(), y.data(), N, C, 0.1, false));
+    ++g_checks;
+    if (!(std::fabs(l - l1) <= tol * std::max(1.0, std::fabs(l1)))) fail("softmax_xent_soft one-hot loss" + sfx);
+    check_close("softmax_xent_soft one-hot dscores" + sfx, d, d1, 4 * tol);
   }
   {
     Buf<T> g(n), gr(n);
     const double a = fastnn::l2_penalty<T>(g.p(), x.p(), n, 0.3, false);
     const double b = fastnn::ref::l2_penalty<T>(gr.p(), x.p(), n, 0.3, false);
+    check_guards("l2_penalty", __LINE__);
     ++g_checks;
     if (!(std::fabs(a - b) <= 1e-10 * std::fabs(b))) fail("l2_penalty" + sfx);
     check_close("l2_penalty grad" + sfx, g, gr, tol);
-    fastnn::l1_penalty<T>(g.p(), x.p(), n, 0.3, false);
-    fastnn::ref::l1_penalty<T>(gr.p(), x.p(), n, 0.3, false);
+    K(fastnn::l1_penalty<T>(g.p(), x.p(), n, 0.3, false));
+    K(fastnn::ref::l1_penalty<T>(gr.p(), x.p(), n, 0.3, false));
     check_close("l1_penalty grad" + sfx, g, gr, tol);
   }
   {  // optimizers: 5 steps each, fast vs reference
@@ -331,8 +416,8 @@ void test_dropout_losses_optim(index_t N, index_t C, std::mt19937_64& rng) {
       h.weight_decay = 0.01;
       for (int t = 1; t <= 5; ++t) {
         h.t = t;
-        fastnn::optimizer_step<T>(kind, w.p(), s, dy.p(), n, h);
-        fastnn::ref::optimizer_step<T>(kind, wr.p(), sr, dy.p(), n, h);
+        K(fastnn::optimizer_step<T>(kind, w.p(), s, dy.p(), n, h));
+        K(fastnn::ref::optimizer_step<T>(kind, wr.p(), sr, dy.p(), n, h));
       }
       const std::string nm = "optimizer " + std::to_string(int(kind)) + sfx;
       check_close(nm, w, wr, 10 * tol);
@@ -342,23 +427,200 @@ void test_dropout_losses_optim(index_t N, index_t C, std::mt19937_64& rng) {
   }
 }
 
+
+// Kernels outside the families above: plain softmax, MSE, evaluation-mode batch-norm backward,
+// the non-finite scan.
+template <class T>
+void test_misc(index_t N, index_t C, std::mt19937_64& rng) {
+  const double tol = sizeof(T) == 4 ? 4e-6 : 1e-12;
+  const std::string sfx = std::string(" ") + tname<T>() + " " + std::to_string(N) + "x" + std::to_string(C);
+  const index_t n = N * C;
+  auto x = randn<T>(n, rng, 3.0), t = randn<T>(n, rng), dy = randn<T>(n, rng);
+  Buf<T> p(n), pr(n);
+  K(fastnn::softmax<T>(p.p(), x.p(), N, C));
+  for (index_t i = 0; i < N; ++i) {  // reference: the stable formula in double
+    double mx = -INFINITY, z = 0;
+    for (index_t j = 0; j < C; ++j) mx = std::max(mx, double(x[i * C + j]));
+    for (index_t j = 0; j < C; ++j) z += std::exp(double(x[i * C + j]) - mx);
+    for (index_t j = 0; j < C; ++j) pr[i * C + j] = T(std::exp(double(x[i * C + j]) - mx) / z);
+  }
+  check_close("softmax" + sfx, p, pr, 4 * tol);
+  {
+    Buf<T> d(n), dr(n);
+    double l = 0, lr = 0;
+    K(fastnn::mse_loss<T>(&l, d.p(), x.p(), t.p(), n, 1.0 / double(n), false));
+    K(fastnn::ref::mse_loss<T>(&lr, dr.p(), x.p(), t.p(), n, 1.0 / double(n), false));
+    ++g_checks;
+    if (!(std::fabs(l - lr) <= tol * std::max(1.0, std::fabs(lr)))) fail("mse loss" + sfx);
+    check_close("mse dpred" + sfx, d, dr, tol);
+  }
+  {
+    auto g = randn<T>(C, rng), rm = randn<T>(C, rng);
+    Buf<T> rv(C, T(1.5));
+    Buf<T> dx(n), dxr(n), dg(C), dgr(C), db(C), dbr(C);
+    K(fastnn::batchnorm_backward_eval<T>(dx.p(), dg.p(), db.p(), dy.p(), x.p(), g.p(), rm.p(), rv.p(), N, C, T(1e-5), false));
+    K(fastnn::ref::batchnorm_backward_eval<T>(dxr.p(), dgr.p(), dbr.p(), dy.p(), x.p(), g.p(), rm.p(), rv.p(), N, C, T(1e-5), false));
+    check_close("batchnorm backward eval dx" + sfx, dx, dxr, tol, max_abs(dy));
+    check_close("batchnorm backward eval dgamma" + sfx, dg, dgr, 10 * tol);
+    check_close("batchnorm backward eval dbeta" + sfx, db, dbr, 10 * tol);
+  }
+  {
+    Buf<T> y = x;
+    const index_t at = n / 2;
+    y[at] = T(NAN);
+    if (at + 1 < n) y[n - 1] = T(INFINITY);
+    index_t got = -1, gotr = -1;
+    K(got = fastnn::first_nonfinite<T>(y.p(), n));
+    K(gotr = fastnn::ref::first_nonfinite<T>(y.p(), n));
+    ++g_checks;
+    if (got != at || gotr != at) fail("first_nonfinite" + sfx);
+  }
+}
+
+// The network runtime, end to end: every layer kind, every optimizer, workspace growth, the
+// epoch loop, inference, averaging, monitors and refused sizes. Under the sanitizers this is what
+// proves the runtime's own buffers (parameters, workspace, masks, argmax) are used in bounds and
+// freed (LeakSanitizer / valgrind); it also checks that training is bitwise thread-independent.
+template <class T>
+std::vector<T> train_net(fastnn::OptimKind kind, int threads, std::mt19937_64& rng_in) {
+  using fastnn::LayerKind;
+  using fastnn::LayerSpec;
+  fastnn::set_num_threads(threads);
+  std::mt19937_64 rng(rng_in());  // same stream for every thread count
+  const index_t D = 12, C = 4, N = 40;
+  auto L = [](LayerKind k, index_t in, index_t out = 0, double param = 0.0, index_t kk = 1) {
+    LayerSpec s;
+    s.kind = k;
+    s.in = in;
+    s.out = out;
+    s.param = param;
+    s.k = kk;
+    return s;
+  };
+  std::vector<LayerSpec> layers = {
+      L(LayerKind::Dense, D, 24),       L(LayerKind::BatchNorm, 24, 0, 1e-5), L(LayerKind::ReLU, 24),
+      L(LayerKind::Dropout, 24, 0, 0.8), L(LayerKind::Dense, 24, 18),        L(LayerKind::Maxout, 18, 0, 0, 3),
+      L(LayerKind::PReLU, 6, 0, 0, 6),  L(LayerKind::Dense, 6, 10),           L(LayerKind::LeakyReLU, 10, 0, 0.1),
+      L(LayerKind::ELU, 10, 0, 1.0),    L(LayerKind::Tanh, 10),               L(LayerKind::Sigmoid, 10),
+      L(LayerKind::Dense, 10, C)};
+  fastnn::LossSpec loss;
+  loss.l2 = 1e-3;
+  fastnn::Net<T> net(layers, loss, 8, 42);
+  std::normal_distribution<double> nd(0.0, 0.3);
+  for (index_t i = 0; i < net.n_params(); ++i) net.params()[i] = T(nd(rng));
+  std::vector<T> X(N * D);
+  std::vector<std::int64_t> Y(N);
+  for (auto& v : X) v = T(nd(rng) * 3);
+  for (auto& v : Y) v = std::int64_t(rng() % std::uint64_t(C));
+  fastnn::StepHyper h;
+  h.lr = 0.01;
+  net.set_optimizer(kind, h);
+  net.enable_average(0.9);
+  net.set_monitor(3);
+  bool finite = true;
+  for (int s = 0; s < 4; ++s) net.train_step(X.data() + 8 * s * D, Y.data() + 8 * s, nullptr, 8, 0.01, 0.5, &finite);
+  net.reserve(N);  // grow the workspace: parameter buffers stay where they are
+  std::vector<std::int64_t> order(N);
+  for (index_t i = 0; i < N; ++i) order[i] = (i * 7) % N;
+  std::vector<double> lrs(8, 0.01), mus(8, 0.5), losses(8);
+  const index_t done = net.train_epoch(X.data(), Y.data(), nullptr, N, order.data(), N, 13, lrs.data(), mus.data(),
+                                       losses.data());
+  ++g_checks;
+  if (done != 4 || !finite) fail("net: an epoch did not complete with finite losses");
+  std::vector<T> out(N * C);
+  net.predict(X.data(), N, out.data(), true);
+  double l = 0, acc = 0;
+  net.evaluate(X.data(), Y.data(), nullptr, N, &l, &acc);
+  net.loss_and_grad(X.data(), Y.data(), nullptr, N, true);
+  ++g_checks;
+  if (!std::isfinite(l)) fail("net: evaluation loss is not finite");
+  std::vector<T> r(net.params(), net.params() + net.n_params());
+  r.insert(r.end(), out.begin(), out.end());
+  r.insert(r.end(), net.average(), net.average() + net.n_params());
+  fastnn::set_num_threads(1);
+  return r;
+}
+
+template <class T>
+void test_net_runtime(std::mt19937_64& rng) {
+  using K_ = fastnn::OptimKind;
+  for (auto kind : {K_::SGD, K_::Momentum, K_::Nesterov, K_::Adagrad, K_::RMSProp, K_::Adam, K_::AdamW, K_::Adadelta,
+                    K_::Rprop, K_::Gains}) {
+    const auto seed = rng();
+    std::mt19937_64 a(seed), b(seed);
+    const auto one = train_net<T>(kind, 1, a);
+    const auto many = train_net<T>(kind, std::max(2, fastnn::hardware_threads()), b);
+    ++g_checks;
+    if (std::memcmp(one.data(), many.data(), sizeof(T) * one.size()) != 0)
+      fail(std::string("net ") + tname<T>() + " optimizer " + std::to_string(int(kind)) +
+           ": training differs between 1 and N threads");
+  }
+  // Sizes that cannot fit are refused before anything is allocated (and nothing leaks).
+  using fastnn::LayerKind;
+  auto dense = [](index_t in, index_t out) {
+    fastnn::LayerSpec s;
+    s.kind = LayerKind::Dense;
+    s.in = in;
+    s.out = out;
+    return s;
+  };
+  for (auto [in, out, batch] : {std::tuple<index_t, index_t, index_t>{index_t(1) << 40, index_t(1) << 40, 1},
+                                {1000000, 1000000, 1}, {4, 3, index_t(1) << 40}, {4, 3, index_t(1) << 62}}) {
+    ++g_checks;
+    try {
+      fastnn::Net<T> net({dense(in, out)}, fastnn::LossSpec{}, batch, 0);
+      fail("net: a network of absurd size was not refused");
+    } catch (const std::length_error&) {
+    } catch (const std::exception& e) {
+      fail(std::string("net: absurd size refused with the wrong exception: ") + e.what());
+    }
+  }
+  {  // a batch larger than the workspace is refused, not written past
+    fastnn::Net<T> net({dense(3, 2)}, fastnn::LossSpec{}, 4, 0);
+    std::vector<T> x(5 * 3, T(0.5));
+    std::vector<std::int64_t> y(5, 1);
+    bool finite = true;
+    ++g_checks;
+    try {
+      net.train_step(x.data(), y.data(), nullptr, 5, 0.1, 0.0, &finite);
+      fail("net: a batch larger than max_batch was accepted");
+    } catch (const std::invalid_argument&) {
+    }
+    y[2] = 7;  // a label outside [0, C)
+    ++g_checks;
+    try {
+      net.train_step(x.data(), y.data(), nullptr, 4, 0.1, 0.0, &finite);
+      fail("net: an out-of-range label was accepted");
+    } catch (const std::invalid_argument&) {
+    }
+  }
+}
+
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // --quick: the small sizes only (valgrind runs this; the sanitizer build runs everything)
+  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
   std::mt19937_64 rng(12345);
   fastnn::set_num_threads(1);
   for (auto [N, D] : {std::pair<index_t, index_t>{1, 1}, {3, 5}, {17, 33}, {64, 257}, {300, 700}}) {
+    if (quick && N * D > 1000) continue;
     test_activations<float>(N, D, rng);
     test_activations<double>(N, D, rng);
     test_batchnorm<float>(std::max<index_t>(N, 2), D, rng);
     test_batchnorm<double>(std::max<index_t>(N, 2), D, rng);
     test_dropout_losses_optim<float>(N, std::max<index_t>(D, 2), rng);
     test_dropout_losses_optim<double>(N, std::max<index_t>(D, 2), rng);
+    test_misc<float>(N, std::max<index_t>(D, 2), rng);
+    test_misc<double>(N, std::max<index_t>(D, 2), rng);
   }
   for (auto [N, D, M] : {std::tuple<index_t, index_t, index_t>{1, 1, 1}, {5, 7, 3}, {64, 300, 129}, {200, 784, 90}}) {
+    if (quick && N * D * M > 1000) continue;
     test_dense<float>(N, D, M, rng);
     test_dense<double>(N, D, M, rng);
   }
+  test_net_runtime<float>(rng);
+  test_net_runtime<double>(rng);
   std::printf("%d checks, %d failures (simd %s, blas %s, gemm threading %s)\n", g_checks, g_failures,
               fastnn::simd_level(), fastnn::blas_info(), fastnn::gemm_threading_name());
   return g_failures ? 1 : 0;

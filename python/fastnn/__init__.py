@@ -28,7 +28,7 @@ finally:
     else:
         _os.environ["OPENBLAS_NUM_THREADS"] = _saved_blas_env
 
-from fastnn import losses, optim, schedules  # noqa: E402
+from fastnn import augment, datasets, losses, optim, preprocessing, schedules  # noqa: E402
 from fastnn._threads import get_num_threads, set_num_threads, threads  # noqa: E402
 from fastnn.layers import (  # noqa: E402
     ELU,
@@ -68,14 +68,45 @@ __all__ = [
     "Maxout",
     "BatchNorm",
     "Dropout",
+    "augment",
+    "datasets",
     "losses",
     "optim",
+    "preprocessing",
     "schedules",
 ]
 
 
+# scikit-learn estimators, loaded on first use (fastnn.estimator needs scikit-learn; the core does
+# not). Not in __all__, so that `from fastnn import *` does not import scikit-learn.
+_LAZY = {"MLPClassifier": "fastnn.estimator", "MLPRegressor": "fastnn.estimator"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 def load(path):  # noqa: ANN001 - documented in fastnn.io.load
-    """Load a model checkpoint (see :func:`fastnn.io.load`)."""
+    """Load a model checkpoint written by ``model.save(path)`` or a ``ModelCheckpoint``.
+
+    The same as :func:`fastnn.io.load` (see there for the return value and the errors); needs
+    safetensors (``pip install 'fastnn[io]'``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file.
+    """
     from fastnn.io import load as _load
 
     return _load(path)

@@ -29,25 +29,38 @@ __all__ = [
 
 
 class Callback:
-    """Base class; override any of the hooks."""
+    """Base class; override any of the hooks.
+
+    ``epoch`` is 0-based in the hooks (epoch 0 is the first); :class:`History` records 1-based
+    epoch numbers. The hooks run in the order the callbacks were given, after the History.
+    """
 
     trainer: Any = None
 
     def set_trainer(self, trainer: Any) -> None:
+        """Called once by :class:`~fastnn.trainer.Trainer`; sets ``self.trainer``."""
         self.trainer = trainer
 
-    def on_train_begin(self, logs: dict | None = None) -> None: ...
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Called at the start of :meth:`Trainer.fit <fastnn.trainer.Trainer.fit>`."""
 
-    def on_train_end(self, logs: dict | None = None) -> None: ...
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Called when training ends (all epochs done, or ``trainer.stop_training`` set)."""
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Called before epoch ``epoch`` (0-based) runs."""
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Called after epoch ``epoch`` (0-based) with its ``logs``: ``loss``, ``lr``, ``seconds``,
+        ``samples_per_s``, ``train_loss``, ``train_acc`` and, with validation data, ``val_loss``,
+        ``val_acc`` (accuracies for classification losses only)."""
 
     def get_state(self) -> dict:
+        """A JSON-serialisable state saved in checkpoints (patience counters, best values)."""
         return {}
 
-    def set_state(self, state: dict) -> None: ...
+    def set_state(self, state: dict) -> None:
+        """Restore what :meth:`get_state` returned (when training resumes from a checkpoint)."""
 
 
 class History(Callback):
@@ -73,6 +86,8 @@ class History(Callback):
         self.batch_epoch: list[float] = []
 
     def record_batches(self, epoch: int, losses: np.ndarray, steps_per_epoch: int, first: int = 0) -> None:
+        """Append the losses of an epoch's steps (``epoch`` 0-based; ``first`` = index of the first
+        step within the epoch) to ``batch_loss`` and their positions to ``batch_epoch``."""
         n = len(losses)
         self.batch_loss.extend(float(v) for v in losses)
         self.batch_epoch.extend(epoch + (first + i + 1) / steps_per_epoch for i in range(n))
@@ -83,11 +98,13 @@ class History(Callback):
             self.history.setdefault(k, []).append(float(v))
 
     def to_dict(self) -> dict:
+        """Everything recorded, as JSON-serialisable lists (the ``history.json`` of a run folder)."""
         return {"epoch": self.epoch, "history": self.history, "batch_loss": self.batch_loss,
                 "batch_epoch": self.batch_epoch}
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
+        """A History from :meth:`to_dict`'s output."""
         h = cls()
         h.epoch = list(d.get("epoch", []))
         h.history = {k: list(v) for k, v in d.get("history", {}).items()}
@@ -135,6 +152,35 @@ class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
     With ``restore_best_weights`` the model gets back the weights of its best epoch at the end.
+
+    Parameters
+    ----------
+    monitor : str
+        A key of the epoch logs, e.g. ``"val_loss"`` (default) or ``"val_acc"``.
+    min_delta : float
+        Smallest change that counts as an improvement.
+    patience : int
+        Epochs without improvement tolerated (>= 0); training stops on the next one.
+    mode : {"auto", "min", "max"}
+        Whether smaller or larger is better; ``"auto"``: larger for names containing ``acc`` or
+        ``score``, else smaller.
+    restore_best_weights : bool
+        Copy the best epoch's weights back when training ends.
+
+    Attributes
+    ----------
+    best, best_epoch : float, int
+        The best value seen and its (1-based) epoch.
+    stopped_epoch : int or None
+        The epoch training stopped at, None if it ran to the end.
+
+    Raises
+    ------
+    KeyError
+        At the end of an epoch, when the logs have no ``monitor`` (e.g. ``val_loss`` without
+        validation data).
+    ValueError
+        A negative patience or an unknown mode.
     """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 5,
@@ -180,7 +226,32 @@ class ModelCheckpoint(_Monitor):
     ``filepath`` may use ``{epoch}``, ``{val_acc}``, ``{val_loss}``, ``{loss}``, ``{train_acc}``
     with format specs, e.g. ``"run/{val_acc:.4f}_{epoch:03d}.safetensors"``. With
     ``save_best_only`` only epochs that improve ``monitor`` are saved. The checkpoint holds the
-    optimizer state and the trainer's state, so training can be resumed from it.
+    optimizer state and the trainer's state, so training can be resumed from it
+    (``Trainer.fit(..., resume_from=path)``); :func:`fastnn.load` reads the model alone.
+    Needs ``safetensors`` (``pip install 'fastnn[io]'``).
+
+    Parameters
+    ----------
+    filepath : str or Path
+        File name template (its folder is created).
+    monitor : str
+        The logs key that decides what "best" is.
+    save_best_only : bool
+        Save only epochs that improve ``monitor``; otherwise every epoch.
+    mode : {"auto", "min", "max"}
+        As in :class:`EarlyStopping`.
+    min_delta : float
+        Smallest change that counts as an improvement.
+
+    Attributes
+    ----------
+    saved : list of str
+        The paths written, in order.
+
+    Raises
+    ------
+    KeyError
+        The template or ``monitor`` names a value the logs do not have.
     """
 
     def __init__(self, filepath: str | Path, monitor: str = "val_loss", save_best_only: bool = False,
@@ -212,6 +283,30 @@ class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs.
 
     The reduction scales whatever schedule the optimizer follows; ``min_lr`` bounds the result.
+
+    Parameters
+    ----------
+    monitor : str
+        The logs key watched (default ``"val_loss"``).
+    factor : float
+        Multiplier in (0, 1).
+    patience : int
+        Epochs without improvement before a reduction.
+    mode : {"auto", "min", "max"}
+        As in :class:`EarlyStopping`.
+    min_delta : float
+        Smallest change that counts as an improvement.
+    cooldown : int
+        Epochs after a reduction during which stalls are not counted.
+    min_lr : float
+        Lower bound of the reduced learning rate.
+
+    Raises
+    ------
+    ValueError
+        ``factor`` outside (0, 1).
+    KeyError
+        The logs have no ``monitor``.
     """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
@@ -250,8 +345,14 @@ class ReduceLROnPlateau(_Monitor):
 
 class LearningRateScheduler(Callback):
     """Keras-style: ``schedule(epoch, lr) -> lr`` sets the learning rate of each epoch (0-based
-    epoch; ``lr`` is the previous epoch's). For schedules within an epoch, give the optimizer a
-    :mod:`fastnn.schedules` schedule instead."""
+    epoch; ``lr`` is the previous epoch's, NaN before the first). For schedules within an epoch,
+    give the optimizer a :mod:`fastnn.schedules` schedule instead.
+
+    Raises
+    ------
+    ValueError
+        ``schedule`` returned a negative or non-finite learning rate.
+    """
 
     def __init__(self, schedule: Callable[[int, float], float]) -> None:
         self.schedule = schedule
@@ -266,7 +367,18 @@ class LearningRateScheduler(Callback):
 class WeightAveraging(Callback):
     """Keep a running average of the weights from ``start_epoch`` on (EMA with ``decay``, or
     ``"polyak"``), updated in C++ every step. ``trainer.model.averaged()`` then gives a model with
-    the averaged weights; with ``apply_at_end`` the model takes them when training ends."""
+    the averaged weights; with ``apply_at_end`` the model takes them when training ends.
+
+    Parameters
+    ----------
+    decay : float or "polyak"
+        EMA decay in (0, 1) (``avg += (1 - decay) * (w - avg)``), or ``"polyak"`` for the uniform
+        average of every step since ``start_epoch``.
+    start_epoch : int
+        First (0-based) epoch whose steps are averaged.
+    apply_at_end : bool
+        Load the averaged weights into the model when training ends.
+    """
 
     def __init__(self, decay: float | str = 0.999, start_epoch: int = 0, apply_at_end: bool = False) -> None:
         self.decay, self.start_epoch, self.apply_at_end = decay, int(start_epoch), bool(apply_at_end)

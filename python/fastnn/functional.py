@@ -134,6 +134,14 @@ def affine_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndar
     dx : ndarray, shape (N, d1, ..., dk)
     dw : ndarray, shape (D, M)
     db : ndarray, shape (M,)
+        All in the dtype of ``dout``.
+
+    Raises
+    ------
+    TypeError
+        Non-float or mixed float32/float64 arguments.
+    ValueError
+        ``dout`` whose shape does not match the cache.
     """
     x, w, _ = cache
     dx, dw, db = _core.dense_backward(dout, x, w)
@@ -146,22 +154,32 @@ def affine_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndar
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
-    """ReLU forward: ``out = max(x, 0)``; returns ``(out, cache=x)``."""
+    """ReLU forward: ``out = max(x, 0)``; returns ``(out, cache=x)``.
+
+    ``x`` is a float32 or float64 array of any shape; ``out`` has its shape and dtype.
+    """
     return _core.relu_forward(x), x
 
 
 def relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
-    """ReLU backward: ``dx = dout * (x > 0)`` with ``x = cache``."""
+    """ReLU backward: ``dx = dout * (x > 0)`` with ``x = cache``.
+
+    ``dout`` has the shape and dtype of the forward input; so has ``dx``. A shape or dtype
+    mismatch is a ``ValueError`` / ``TypeError``.
+    """
     return _core.relu_backward(dout, cache)
 
 
 def leaky_relu_forward(x: np.ndarray, slope: float = 0.01) -> tuple[np.ndarray, Cache]:
-    """Leaky ReLU forward: ``x if x > 0 else slope * x``; returns ``(out, cache)``."""
+    """Leaky ReLU forward: ``x if x > 0 else slope * x``; returns ``(out, cache)``.
+
+    ``x`` is a float32 or float64 array of any shape; ``slope`` the negative slope.
+    """
     return _core.leaky_relu_forward(x, slope), (x, slope)
 
 
 def leaky_relu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
-    """Leaky ReLU backward: ``dout if x > 0 else slope * dout``."""
+    """Leaky ReLU backward: ``dout if x > 0 else slope * dout``, ``x`` and ``slope`` from ``cache``."""
     x, slope = cache
     return _core.leaky_relu_backward(dout, x, slope)
 
@@ -184,31 +202,37 @@ def prelu_forward(x: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, Cache]:
 
 
 def prelu_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray]:
-    """PReLU backward: returns ``(dx, da)``."""
+    """PReLU backward: returns ``(dx, da)`` for upstream ``dout`` (shape of ``x``) and the
+    forward's ``cache``; ``da`` has the shape of ``a``."""
     x, a = cache
     return _core.prelu_backward(dout, x, a)
 
 
 def elu_forward(x: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, Cache]:
-    """ELU forward: ``x if x > 0 else alpha * (exp(x) - 1)`` (``alpha >= 0``)."""
+    """ELU forward: ``x if x > 0 else alpha * (exp(x) - 1)`` (``alpha >= 0``).
+
+    ``x`` is a float32 or float64 array of any shape. Returns ``(out, cache)``; a negative
+    ``alpha`` is a ``ValueError``.
+    """
     out = _core.elu_forward(x, alpha)
     return out, (out, alpha)
 
 
 def elu_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
-    """ELU backward, computed from the forward output."""
+    """ELU backward: ``dx = dout`` where the output is positive, ``dout * (out + alpha)`` elsewhere
+    (computed from the forward output kept in ``cache``)."""
     out, alpha = cache
     return _core.elu_backward(dout, out, alpha)
 
 
 def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
-    """tanh forward; the cache is the output."""
+    """tanh forward on a float array ``x`` of any shape; returns ``(out, cache=out)``."""
     out = _core.tanh_forward(x)
     return out, out
 
 
 def tanh_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
-    """tanh backward: ``dout * (1 - out**2)``."""
+    """tanh backward: ``dout * (1 - out**2)`` with ``out = cache``."""
     return _core.tanh_backward(dout, cache)
 
 
@@ -219,7 +243,7 @@ def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, Cache]:
 
 
 def sigmoid_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
-    """Sigmoid backward: ``dout * out * (1 - out)``."""
+    """Sigmoid backward: ``dout * out * (1 - out)`` with ``out = cache``."""
     return _core.sigmoid_backward(dout, cache)
 
 
@@ -239,25 +263,33 @@ def maxout_forward(x: np.ndarray, k: int) -> tuple[np.ndarray, Cache]:
     cache : tuple
         ``(argmax, k, x.shape)``; ``argmax`` (int32) records the winning piece for backward.
     """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise TypeError(f"maxout_forward: argument 'k' must be an integer, got {type(k).__name__}")
     out, argmax = _core.maxout_forward(x, k)
     return out, (argmax, k, np.shape(x))
 
 
 def maxout_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
-    """Maxout backward: the upstream gradient goes to the winning piece of each group."""
+    """Maxout backward: the upstream gradient ``dout`` (N, D) goes to the winning piece of each
+    group; returns ``dx`` of the forward input's shape (``cache`` from :func:`maxout_forward`)."""
     argmax, k, shape = cache
     return _core.maxout_backward(dout, argmax, k).reshape(shape)
 
 
 def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Cache]:
-    """Affine transform followed by ReLU; returns ``(out, (fc_cache, relu_cache))``."""
+    """Affine transform followed by ReLU; returns ``(out, (fc_cache, relu_cache))``.
+
+    ``x`` (N, d1, ..., dk), ``w`` (D, M), ``b`` (M,) as in :func:`affine_forward`; ``out`` is
+    (N, M).
+    """
     a, fc_cache = affine_forward(x, w, b)
     out = _core.relu_forward(a, out=a)  # in place: the pre-activation is not needed again
     return out, (fc_cache, out)
 
 
 def affine_relu_backward(dout: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backward pass of :func:`affine_relu_forward`: returns ``(dx, dw, db)``."""
+    """Backward pass of :func:`affine_relu_forward`: upstream ``dout`` (N, M) and the forward's
+    ``cache``; returns ``(dx, dw, db)`` as :func:`affine_backward`."""
     fc_cache, relu_out = cache
     # ReLU's gate is the same whether taken on its input or its (kept) output.
     da = _core.relu_backward(dout, relu_out)
@@ -341,6 +373,9 @@ def batchnorm_forward(
         raise ValueError(f"{fn}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
     eps = bn_param.get("eps", 1e-5)
     momentum = bn_param.get("momentum", 0.9)
+    for key, val in (("eps", eps), ("momentum", momentum)):
+        if isinstance(val, bool) or not isinstance(val, int | float | np.integer | np.floating):
+            raise TypeError(f"{fn}: bn_param[{key!r}] must be a number, got {type(val).__name__}")
     dt = _dtype_of(x, fn)
     if np.ndim(x) != 2:
         raise ValueError(f"{fn}: argument 'x' must have shape (N, D), got {np.shape(x)}")
@@ -365,6 +400,18 @@ def batchnorm_backward(
     Training mode uses the simplified closed form
     ``dx = gamma * invstd / N * (N * dout - sum(dout) - xhat * sum(dout * xhat))``;
     test mode differentiates the fixed per-feature affine map of the running statistics.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, D)
+        Upstream derivative, the dtype of the forward input.
+    cache : tuple
+        From :func:`batchnorm_forward`.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, D)
+    dgamma, dbeta : ndarray, shape (D,)
     """
     if cache[0] == "train":
         _, x, gamma, mean, invstd = cache
@@ -379,7 +426,8 @@ def batchnorm_backward_alt(
     """Alternative batch-norm backward (CS231n's name for the simplified form).
 
     fastnn's :func:`batchnorm_backward` already is the simplified closed form, so both names run
-    the same kernel and give identical results.
+    the same kernel and give identical results (same ``dout`` and ``cache`` arguments, same
+    ``(dx, dgamma, dbeta)``).
     """
     return batchnorm_backward(dout, cache)
 
@@ -421,7 +469,7 @@ def dropout_forward(x: np.ndarray, dropout_param: MutableMapping[str, Any]) -> t
     mode = dropout_param.get("mode")
     if mode not in ("train", "test"):
         raise ValueError(f"{fn}: dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
-    if not (isinstance(p, (int, float, np.floating, np.integer)) and 0.0 < float(p) <= 1.0):
+    if isinstance(p, bool) or not (isinstance(p, (int, float, np.floating, np.integer)) and 0.0 < float(p) <= 1.0):
         raise ValueError(
             f"{fn}: dropout_param['p'] is the probability of keeping a unit and must be in (0, 1], "
             f"got {p!r}"
@@ -440,7 +488,10 @@ def dropout_forward(x: np.ndarray, dropout_param: MutableMapping[str, Any]) -> t
 
 
 def dropout_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
-    """Inverted dropout backward pass: ``dout * mask / p`` in training, ``dout`` in test mode."""
+    """Inverted dropout backward pass: ``dout * mask / p`` in training, ``dout`` in test mode.
+
+    ``dout`` has the forward input's shape and dtype; ``cache`` is the forward's.
+    """
     dropout_param, mask = cache
     if dropout_param["mode"] == "test" or mask is None:
         return dout
@@ -475,33 +526,65 @@ def softmax_loss(x: np.ndarray, y: np.ndarray, label_smoothing: float = 0.0) -> 
 
 
 def svm_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Multiclass SVM (Weston-Watkins, margin 1) loss averaged over the batch: ``(loss, dx)``."""
+    """Multiclass SVM (Weston-Watkins, margin 1) loss averaged over the batch.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C)
+        Class scores.
+    y : ndarray of int, shape (N,)
+        Labels in ``[0, C)``.
+
+    Returns
+    -------
+    loss : float
+        ``mean_i sum_{j != y_i} max(0, x_ij - x_iy_i + 1)``.
+    dx : ndarray, shape (N, C)
+    """
     loss, dx = _core.svm_loss(x, y, 1.0)
     return loss, dx
 
 
 def mse_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean squared error over all elements (PyTorch's ``MSELoss``): ``(loss, dx)``."""
+    """Mean squared error over all elements (PyTorch's ``MSELoss``, not CS231n's ``0.5 * sum / N``).
+
+    Parameters
+    ----------
+    x : ndarray
+        Predictions, any shape.
+    y : ndarray
+        Targets, the shape and dtype of ``x``.
+
+    Returns
+    -------
+    loss : float
+        ``mean((x - y)**2)``.
+    dx : ndarray
+        ``2 * (x - y) / x.size``.
+    """
     loss, dx = _core.mse_loss(x, y)
     return loss, dx
 
 
 def l2_regularization(w: np.ndarray, reg: float) -> tuple[float, np.ndarray]:
-    """L2 penalty ``0.5 * reg * sum(w**2)`` and its gradient ``reg * w``."""
+    """L2 penalty ``0.5 * reg * sum(w**2)`` and its gradient ``reg * w`` (same shape and dtype as
+    ``w``): ``(loss, dw)``."""
     dw = np.zeros_like(np.asarray(w))
     loss = _core.l2_penalty(w, reg, grad=dw)
     return loss, dw
 
 
 def l1_regularization(w: np.ndarray, reg: float) -> tuple[float, np.ndarray]:
-    """L1 penalty ``reg * sum(|w|)`` and its gradient ``reg * sign(w)``."""
+    """L1 penalty ``reg * sum(|w|)`` and its gradient ``reg * sign(w)`` (same shape and dtype as
+    ``w``): ``(loss, dw)``."""
     dw = np.zeros_like(np.asarray(w))
     loss = _core.l1_penalty(w, reg, grad=dw)
     return loss, dw
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise softmax probabilities of scores ``x`` (N, C), numerically stable."""
+    """Row-wise softmax probabilities of scores ``x`` (N, C), numerically stable; (N, C), the
+    dtype of ``x``."""
     return _core.softmax(x)
 
 
@@ -530,6 +613,12 @@ def _config(config: MutableMapping[str, Any] | None, fn: str) -> MutableMapping[
 
 def sgd(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any] | None = None):
     """Vanilla SGD: ``w -= learning_rate * dw``.
+
+    The update rules share one contract: ``w`` and ``dw`` are float arrays of one shape and dtype;
+    ``config`` (a dict or None) is filled with defaults and holds the state; the result is
+    ``(next_w, config)`` where ``next_w`` is ``w`` itself, updated in place, when ``w`` is a
+    writable C-contiguous array (else an updated copy). A shape or dtype mismatch is a
+    ``ValueError`` / ``TypeError`` naming the argument, a negative learning rate a ``ValueError``.
 
     config: ``learning_rate`` (default 1e-2).
     """
@@ -610,6 +699,7 @@ def rmsprop(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any] | No
 def adam(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any] | None = None):
     """Adam with bias correction (CS231n form: ``t`` is incremented before use).
 
+    ``w`` is updated with its gradient ``dw`` as in :func:`sgd`'s contract.
     config: ``learning_rate`` (1e-3), ``beta1`` (0.9), ``beta2`` (0.999), ``epsilon`` (1e-8),
     ``m``, ``v`` (zeros like w), ``t`` (0).
     """
@@ -619,6 +709,7 @@ def adam(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any] | None 
 def adamw(w: np.ndarray, dw: np.ndarray, config: MutableMapping[str, Any] | None = None):
     """AdamW: Adam with decoupled weight decay ``w *= 1 - learning_rate * weight_decay`` first.
 
+    ``w`` is updated with its gradient ``dw`` as in :func:`sgd`'s contract.
     config: as :func:`adam`, plus ``weight_decay`` (1e-2).
     """
     return _adam("adamw", w, dw, config, decoupled=True)

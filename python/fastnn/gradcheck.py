@@ -36,19 +36,33 @@ from typing import Any
 import numpy as np
 
 __all__ = ["gradcheck", "best_step", "check_gradients", "gradcheck_layer", "GradCheckResult", "TensorCheck",
-           "relative_error", "verdict"]
+           "Coord", "relative_error", "verdict"]
 
 GOOD, KINKS_OK, UNCOMFORTABLE, WRONG = "good", "fine for objectives with kinks", "uncomfortable", "probably wrong"
 
 
 def relative_error(a: float, n: float) -> float:
-    """``|a - n| / max(|a|, |n|)``, 0 when both are 0."""
+    """``|a - n| / max(|a|, |n|)``, 0 when both are 0.
+
+    >>> round(relative_error(1.0, 1.001), 6)
+    0.000999
+    """
     den = max(abs(a), abs(n))
     return 0.0 if den == 0 else abs(a - n) / den
 
 
 def verdict(rel: float) -> str:
-    """The notes' reading of a relative error."""
+    """The notes' reading of a relative error ``rel``.
+
+    Returns
+    -------
+    str
+        ``"probably wrong"`` above 1e-2, ``"uncomfortable"`` above 1e-4, ``"fine for objectives
+        with kinks"`` above 1e-7, else ``"good"``.
+
+    >>> verdict(3e-9), verdict(2e-5)
+    ('good', 'fine for objectives with kinks')
+    """
     if rel > 1e-2:
         return WRONG
     if rel > 1e-4:
@@ -60,6 +74,21 @@ def verdict(rel: float) -> str:
 
 @dataclass
 class Coord:
+    """One checked coordinate: its index in the tensor, both gradients, and how it was judged.
+
+    Parameters
+    ----------
+    index : tuple of int
+        Position in the tensor (``()`` for a directional check).
+    analytic, numeric : float
+        The backward pass's gradient and the centred difference.
+    rel_error : float
+        :func:`relative_error` of the two.
+    kink, tiny, noise : bool
+        Not judged because ``w + h`` and ``w - h`` straddle a kink, both gradients are below
+        1e-10, or their difference is within the finite difference's rounding error.
+    """
+
     index: tuple[int, ...]
     analytic: float
     numeric: float
@@ -71,7 +100,18 @@ class Coord:
 
 @dataclass
 class TensorCheck:
-    """The check of one parameter tensor."""
+    """The check of one parameter tensor.
+
+    Parameters
+    ----------
+    name : str
+        The tensor's name in ``model.params`` (e.g. ``"0.weight"``).
+    shape : tuple of int
+    coords : list of Coord
+        The coordinates checked.
+    tol : float
+        Pass threshold on the largest judged relative error.
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -80,18 +120,22 @@ class TensorCheck:
 
     @property
     def checked(self) -> int:
+        """Coordinates checked."""
         return len(self.coords)
 
     @property
     def kinks(self) -> int:
+        """Coordinates whose ``w + h`` and ``w - h`` fall on different sides of a kink (not judged)."""
         return sum(c.kink for c in self.coords)
 
     @property
     def tiny(self) -> int:
+        """Coordinates where both gradients are below 1e-10 (not judged)."""
         return sum(c.tiny for c in self.coords)
 
     @property
     def noise(self) -> int:
+        """Coordinates whose difference is within the finite difference's rounding error (not judged)."""
         return sum(c.noise for c in self.coords)
 
     def _judged(self) -> list[Coord]:
@@ -99,25 +143,45 @@ class TensorCheck:
 
     @property
     def max_rel_error(self) -> float:
+        """Largest relative error over the judged coordinates (0 when none is judged)."""
         return max((c.rel_error for c in self._judged()), default=0.0)
 
     @property
     def worst(self) -> Coord | None:
+        """The judged coordinate with the largest relative error (None when none is judged)."""
         judged = self._judged()
         return max(judged, key=lambda c: c.rel_error) if judged else None
 
     @property
     def verdict(self) -> str:
+        """:func:`verdict` of :attr:`max_rel_error`."""
         return verdict(self.max_rel_error)
 
     @property
     def passed(self) -> bool:
+        """``max_rel_error <= tol``."""
         return self.max_rel_error <= self.tol
 
 
 @dataclass
 class GradCheckResult:
-    """Per-tensor checks, with an overall verdict (``passed``) and a readable report."""
+    """Per-tensor checks, with an overall verdict (``passed``) and a readable report.
+
+    Parameters
+    ----------
+    tensors : dict of str to TensorCheck
+    h : float
+        The finite-difference step used.
+    component : str
+        ``"total"``, ``"data"`` or ``"reg"`` (what loss was checked).
+    mode : str
+        ``"centred differences"`` or ``"directional (v^T J u)"``.
+    loss : float
+        The loss at the unperturbed weights.
+    has_kinks : bool
+        Whether kinks were detected (model checks do; :func:`check_gradients` without a
+        ``signature_fn`` does not).
+    """
 
     tensors: dict[str, TensorCheck]
     h: float
@@ -128,13 +192,18 @@ class GradCheckResult:
 
     @property
     def passed(self) -> bool:
+        """True when every tensor passed."""
         return all(t.passed for t in self.tensors.values())
 
     @property
     def max_rel_error(self) -> float:
+        """Largest judged relative error over all tensors."""
         return max((t.max_rel_error for t in self.tensors.values()), default=0.0)
 
     def report(self) -> str:
+        """A table: per tensor the coordinates checked, the largest relative error, kinks, tiny
+        and noise counts and the verdict, the worst coordinate of each failing tensor, and notes
+        on what the counts mean."""
         lines = [f"gradient check ({self.mode}, component={self.component}, h={self.h:g}, float64): "
                  f"{'PASSED' if self.passed else 'FAILED'}; loss {self.loss:.6g}"]
         lines.append(f"{'tensor':<18} {'shape':<14} {'checked':>7} {'max rel err':>12} {'kinks':>6} {'tiny':>5} "
@@ -193,6 +262,47 @@ def check_gradients(
     ``params`` are the arrays the loss reads, perturbed in place (and restored); ``grad_fn()`` is
     called once at the unperturbed point. ``signature_fn()`` (optional) returns ``(loss, kink
     signature)`` and is used instead of ``loss_fn`` to detect kinks.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn() -> float`` at the current values of ``params``.
+    grad_fn : callable
+        ``grad_fn() -> {name: gradient}`` with the shapes of ``params``.
+    params : dict of str to ndarray
+        Writable float arrays (float64 for a meaningful check).
+    h : float
+        Finite-difference step (> 0).
+    coords : int or "all"
+        Coordinates checked per array (sampled with ``seed``).
+    tol : float
+        Pass threshold on the largest judged relative error.
+    seed : int
+        Seed of the coordinate sample.
+    signature_fn : callable, optional
+        ``signature_fn() -> (loss, signature)``: coordinates whose signatures differ at ``+h`` and
+        ``-h`` are counted as kinks.
+    component, mode : str
+        Labels carried into the result's report.
+
+    Returns
+    -------
+    GradCheckResult
+
+    Raises
+    ------
+    ValueError
+        A non-positive ``h`` or a bad ``coords``.
+
+    Examples
+    --------
+    A broken backward pass is caught (the gradient of ``sum(w**3)`` is ``3 w**2``, not ``2 w**2``):
+
+    >>> w = np.array([0.5, -1.0, 2.0])
+    >>> check_gradients(lambda: float(np.sum(w**3)), lambda: {"w": 3 * w**2}, {"w": w}).passed
+    True
+    >>> check_gradients(lambda: float(np.sum(w**3)), lambda: {"w": 2 * w**2}, {"w": w}).passed
+    False
     """
     if not (isinstance(h, float | int) and h > 0 and math.isfinite(h)):
         raise ValueError(f"h must be a positive number, got {h!r}")
@@ -297,13 +407,21 @@ def gradcheck(
     -------
     GradCheckResult
         ``.passed``, ``.report()``, and per-tensor ``.tensors``.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``component``, ``component="reg"`` on a model without a penalty, bad data (as
+        :meth:`Sequential.evaluate <fastnn.model.Sequential.evaluate>`), a bad ``h`` or ``coords``.
+    KeyError
+        ``tensors`` names a tensor the model does not have.
     """
     from fastnn import optim
 
     if component not in ("total", "data", "reg"):
         raise ValueError(f"component must be 'total', 'data' or 'reg', got {component!r}")
     m = model.copy(dtype=np.float64)
-    Xc = m._check_X(X)
+    Xc = m.preprocess(X)  # raw data through the model's preprocessing, if any
     yc = m._check_y(y, Xc.shape[0])
     if burn_in:
         opt = optimizer if optimizer is not None else optim.SGD(lr=0.01)
@@ -360,7 +478,25 @@ def gradcheck(
 def best_step(model: Any, X: Any, y: Any, steps: Sequence[float] = (1e-3, 1e-4, 1e-5, 1e-6, 1e-7),
               **kwargs: Any) -> tuple[float, dict[float, float]]:
     """Run :func:`gradcheck` with each step size; return the one with the smallest maximum
-    relative error and every step's error."""
+    relative error and every step's error.
+
+    Parameters
+    ----------
+    model : Sequential
+    X, y : array-like
+        As for :func:`gradcheck`.
+    steps : sequence of float
+        The step sizes ``h`` tried.
+    **kwargs
+        Passed to :func:`gradcheck` (``coords``, ``component``, ``n_samples``, ...).
+
+    Returns
+    -------
+    best : float
+        The step with the smallest maximum relative error (the larger one on ties).
+    errors : dict of float to float
+        Every step's maximum relative error.
+    """
     errors = {float(h): gradcheck(model, X, y, h=h, **kwargs).max_rel_error for h in steps}
     best = min(errors, key=lambda h: (errors[h], -h))
     return best, errors
@@ -369,7 +505,27 @@ def best_step(model: Any, X: Any, y: Any, steps: Sequence[float] = (1e-3, 1e-4, 
 def gradcheck_layer(layer: Any, in_features: int, *, n: int = 6, seed: int = 0, loss: str = "mse",
                     **kwargs: Any) -> GradCheckResult:
     """Check one layer in isolation: ``Sequential([layer, Dense(out, 3)])`` with an MSE loss on
-    random data (float64), every tensor of the layer and of the probe."""
+    random data (float64), every tensor of the layer and of the probe.
+
+    Parameters
+    ----------
+    layer : Layer
+        E.g. ``BatchNorm()`` or ``PReLU(8)``.
+    in_features : int
+        Input size of the layer.
+    n : int
+        Rows of random data (standard normal).
+    seed : int
+        Seed of the data and of the probe's initialisation.
+    loss : str
+        ``"mse"`` (random targets) or a classification loss (random labels of 3 classes).
+    **kwargs
+        Passed to :func:`gradcheck` (default ``coords="all"``).
+
+    Returns
+    -------
+    GradCheckResult
+    """
     from fastnn.layers import Dense
     from fastnn.model import Sequential
 

@@ -3,20 +3,24 @@
 A scheme is a name or a callable ``f(rng, shape) -> ndarray``. Weights of a dense layer have
 shape ``(fan_in, fan_out)``.
 
-=====================================  ==================================================
-name                                   distribution
-=====================================  ==================================================
-``small_random``                       0.01 * N(0, 1)
-``xavier_normal``, ``glorot_normal``    N(0, 2 / (fan_in + fan_out))            (Glorot)
-``xavier_uniform``, ``glorot_uniform``  U(+-sqrt(6 / (fan_in + fan_out)))        (Glorot)
-``xavier_in_normal``                   N(0, 1 / fan_in)     (the notes' 1/sqrt(n) calibration)
-``xavier_in_uniform``                  U(+-sqrt(3 / fan_in))
-``xavier``, ``glorot``                 = ``xavier_normal``
-``he``, ``kaiming``, ``he_normal``     N(0, 2 / fan_in)      (ReLU networks)
-``he_uniform``                         U(+-sqrt(6 / fan_in))
-``lecun``, ``lecun_normal``            N(0, 1 / fan_in)
-``lecun_uniform``                      U(+-sqrt(3 / fan_in))
-=====================================  ==================================================
+======================================  ===================================================
+name                                    distribution
+======================================  ===================================================
+``small_random``                        0.01 * N(0, 1)
+``xavier_normal``, ``glorot_normal``    N(0, 2 / (fan_in + fan_out))  (Glorot)
+``xavier_uniform``, ``glorot_uniform``  U(+-sqrt(6 / (fan_in + fan_out)))  (Glorot)
+``xavier_in_normal``                    N(0, 1 / fan_in)  (the notes' 1/sqrt(n) calibration)
+``xavier_in_uniform``                   U(+-sqrt(3 / fan_in))
+``xavier``, ``glorot``                  = ``xavier_normal``
+``he``, ``kaiming``, ``he_normal``      N(0, 2 / fan_in)  (ReLU networks)
+``kaiming_normal``                      = ``he_normal``
+``he_uniform``, ``kaiming_uniform``     U(+-sqrt(6 / fan_in))
+``lecun``, ``lecun_normal``             N(0, 1 / fan_in)
+``lecun_uniform``                       U(+-sqrt(3 / fan_in))
+======================================  ===================================================
+
+Names are case-insensitive. For a 1-D shape both fans are its length; for a shape
+``(d0, d1, ..., dk)`` ``fan_in = d0`` and ``fan_out = d1 * ... * dk``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 Initializer = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
+"""A custom scheme: ``f(rng, shape) -> ndarray`` of that shape with finite values (any float dtype)."""
 
 __all__ = ["SCHEMES", "initialize", "initialize_into", "resolve"]
 
@@ -46,6 +51,9 @@ class _Scheme:
     def __call__(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
         return self.sample(rng, tuple(shape), _fans(tuple(shape)))
 
+    def __repr__(self) -> str:
+        return f"<scheme {self.__name__}>"
+
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     if len(shape) == 1:
@@ -65,6 +73,7 @@ def _he(i: int, o: int) -> float:
     return 2.0 / i
 
 
+#: The built-in schemes by lower-case name (aliases map to the same scheme).
 SCHEMES: dict[str, Initializer] = {
     "small_random": _Scheme("normal", lambda i, o: 1e-4, "small_random"),  # 0.01 * N(0, 1)
     "xavier_normal": _Scheme("normal", _glorot, "xavier_normal"),
@@ -86,6 +95,16 @@ SCHEMES["lecun"] = SCHEMES["lecun_normal"]
 def resolve(scheme: str | Initializer) -> Initializer:
     """The initialiser for a scheme name (case-insensitive) or a callable.
 
+    Parameters
+    ----------
+    scheme : str or callable
+        A name from the table above, or ``f(rng, shape) -> ndarray`` (returned unchanged).
+
+    Returns
+    -------
+    callable
+        ``f(rng, shape) -> ndarray`` (float64 for the built-in schemes).
+
     Raises
     ------
     ValueError
@@ -100,7 +119,26 @@ def resolve(scheme: str | Initializer) -> Initializer:
 
 
 def initialize(scheme: str | Initializer, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Draw an array of ``shape`` from ``scheme`` (float64)."""
+    """Draw an array of ``shape`` from ``scheme``.
+
+    Parameters
+    ----------
+    scheme : str or callable
+        See :func:`resolve`.
+    shape : tuple of int
+        E.g. ``(fan_in, fan_out)`` for a Dense weight.
+    rng : numpy.random.Generator
+        The source of randomness (e.g. ``np.random.default_rng(0)``).
+
+    Returns
+    -------
+    ndarray, float64, shape ``shape``
+
+    Raises
+    ------
+    ValueError
+        An unknown scheme name, or a callable that returns the wrong shape or non-finite values.
+    """
     out = np.empty(tuple(shape), dtype=np.float64)
     initialize_into(out, scheme, rng)
     return out
@@ -111,12 +149,24 @@ def initialize_into(out: np.ndarray, scheme: str | Initializer, rng: np.random.G
     """Fill ``out`` (any float dtype, e.g. a view into a model's parameters) from ``scheme``.
 
     Built-in schemes are drawn in row chunks of about ``chunk_elems`` values, so initialising a
-    large layer needs no full-size float64 temporary; the values equal a single draw's.
+    large layer needs no full-size float64 temporary; the values equal a single draw's
+    (:func:`initialize` with the same ``rng`` state), rounded to ``out``'s dtype.
+
+    Parameters
+    ----------
+    out : ndarray
+        Written in place; its shape gives the fans.
+    scheme : str or callable
+        See :func:`resolve`.
+    rng : numpy.random.Generator
+        The source of randomness.
+    chunk_elems : int
+        Values drawn per chunk (built-in schemes).
 
     Raises
     ------
     ValueError
-        A callable that returns the wrong shape or non-finite values.
+        An unknown scheme name, or a callable that returns the wrong shape or non-finite values.
     """
     f = resolve(scheme)
     shape = tuple(out.shape)

@@ -4,20 +4,24 @@ A checkpoint is one safetensors file: the tensors (``param/<name>``, ``buffer/<n
 ``optim/<i>/<name>`` for the optimizer's state, ``average/<name>`` for averaged weights) plus a JSON
 document in the header metadata (key ``"fastnn"``) with the architecture, loss, dtype, counters
 (step, Adam's t), optimizer, trainer state and history, preprocessing and CRC32 checksums of every
-tensor. Files are written atomically: a temporary file in the same folder, fsync, rename, fsync of
-the folder — a crash mid-save leaves the previous file intact. Loading validates everything
-(a truncated, bit-flipped or foreign file is a ``ValueError`` that says so) and never executes code.
+tensor; the metadata's own CRC32 sits beside it (key ``"fastnn_crc32"``, format 2), so a flipped
+bit anywhere in the file is detected. Files are written atomically: a temporary file in the same
+folder, fsync, rename, fsync of the folder — a crash mid-save leaves the previous file intact.
+Loading validates everything (a truncated, bit-flipped or foreign file, or one whose contents do
+not describe a valid model, is a ``ValueError`` naming the file) and never executes code.
 
 Saving and loading need the optional ``safetensors`` package (``pip install 'fastnn[io]'``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import uuid
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +34,10 @@ from fastnn.model import Sequential
 __all__ = ["save", "load", "restore_into", "to_torch_state_dict", "load_torch_state_dict", "to_torch",
            "from_torch", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+# 2: the JSON metadata carries its own CRC32 (header key "fastnn_crc32"), so a flipped bit anywhere in
+# the file is detected; 1 (no metadata checksum) is still read.
+FORMAT_VERSION = 2
+_READABLE_FORMATS = (1, 2)
 _LAYER_CLASSES = {c.__name__: c for c in (L.Dense, L.ReLU, L.LeakyReLU, L.PReLU, L.ELU, L.Tanh, L.Sigmoid,
                                           L.Maxout, L.BatchNorm, L.Dropout)}
 
@@ -97,10 +104,38 @@ def save(model: Sequential, path: str | Path, *, trainer_state: dict | None = No
 
     The write is atomic: readers see either the previous file or the complete new one.
 
+    Parameters
+    ----------
+    model : Sequential
+    path : str or Path
+        The file (its folder is created); ``.safetensors`` by convention.
+    trainer_state : dict, optional
+        :meth:`Trainer.state() <fastnn.trainer.Trainer.state>` (what resuming needs).
+    history : History or dict, optional
+        Stored as JSON (``History.to_dict()``).
+    preprocessing : dict or transformer, optional
+        Free-form metadata on how inputs were transformed (a transformer is stored with its
+        ``to_dict()``), returned as ``model.checkpoint["preprocessing"]``. The model's own
+        attached ``model.preprocessing`` is always saved with the model (arrays as tensors under
+        ``prep/``) and re-attached by :func:`load`, so the loaded model predicts on raw inputs.
+    extra : dict, optional
+        Anything else JSON-serialisable.
+    include_optimizer : bool
+        Store the optimizer's state buffers (moments, velocities) and its hyperparameters.
+
     Returns
     -------
     Path
         The path written.
+
+    Raises
+    ------
+    TypeError
+        Metadata that is not JSON-serialisable.
+    ImportError
+        safetensors is not installed (``pip install 'fastnn[io]'``).
+    OSError
+        The file cannot be written (the previous file, if any, is left intact).
     """
     st = _safetensors()
     path = Path(path)
@@ -124,9 +159,22 @@ def save(model: Sequential, path: str | Path, *, trainer_state: dict | None = No
             tensors[f"average/{t['name']}"] = avg[t["offset"]:t["offset"] + t["size"]].reshape(t["shape"]).copy()
     if history is not None and hasattr(history, "to_dict"):
         history = history.to_dict()
+    model_prep = getattr(model, "preprocessing", None)
+    if model_prep is not None:
+        if not hasattr(model_prep, "to_dict"):
+            raise TypeError(f"the model's preprocessing ({type(model_prep).__name__}) cannot be saved: it has no "
+                            "to_dict(); use fastnn.preprocessing transformers")
+        try:
+            d = model_prep.to_dict(arrays=True)  # fastnn's transformers: arrays become tensors
+        except TypeError:
+            d = model_prep.to_dict()
+        model_prep = _arrays_out(d, tensors, "prep/model")
+    if preprocessing is not None and hasattr(preprocessing, "to_dict"):
+        preprocessing = preprocessing.to_dict()
+    preprocessing = _arrays_out(preprocessing, tensors, "prep/meta")
     meta = {
         "format": FORMAT_VERSION, "fastnn_version": fastnn.__version__,
-        "model": _model_meta(model),
+        "model": {**_model_meta(model), "preprocessing": model_prep},
         "counters": {"step": int(net.step), "opt_t": int(net.opt_t), "average_count": int(net.average_count),
                      "average_decay": float(net.average_decay)},
         "optimizer": optimizer, "trainer": trainer_state, "history": history,
@@ -140,7 +188,7 @@ def save(model: Sequential, path: str | Path, *, trainer_state: dict | None = No
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        st.save_file(tensors, str(tmp), metadata={"fastnn": header})
+        st.save_file(tensors, str(tmp), metadata={"fastnn": header, "fastnn_crc32": _text_crc(header)})
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -149,6 +197,63 @@ def save(model: Sequential, path: str | Path, *, trainer_state: dict | None = No
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _text_crc(text: str) -> str:
+    return f"{zlib.crc32(text.encode('utf-8')) & 0xFFFFFFFF:08x}"
+
+
+@contextlib.contextmanager
+def _invalid_checkpoint(path: str | Path) -> Iterator[None]:
+    """Any error while rebuilding a model from (checksummed, hence deliberately written) metadata is
+    a ValueError naming the file: a foreign or hand-made file never surfaces as a KeyError deep inside."""
+    try:
+        yield
+    except ValueError as exc:
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"{path}: not a valid fastnn checkpoint: {exc}") from None
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+        raise ValueError(f"{path}: not a valid fastnn checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _arrays_out(obj: Any, tensors: dict[str, np.ndarray], prefix: str) -> Any:
+    """``obj`` (dicts/lists of JSON values and arrays) with each array moved into ``tensors`` under
+    a key from its path, replaced by ``{"__tensor__": key}``; 0-d arrays and NumPy scalars become
+    Python numbers."""
+    if isinstance(obj, np.ndarray):
+        if obj.ndim == 0:
+            return obj.item()
+        tensors[prefix] = np.ascontiguousarray(obj)
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        return {k: _arrays_out(v, tensors, f"{prefix}/{k}") for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_arrays_out(v, tensors, f"{prefix}/{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _arrays_in(obj: Any, tensors: dict[str, np.ndarray]) -> Any:
+    """The inverse of :func:`_arrays_out`."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__tensor__"}:
+            return tensors[obj["__tensor__"]]
+        return {k: _arrays_in(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_arrays_in(v, tensors) for v in obj]
+    return obj
+
+
+def _attach_preprocessing(model: Sequential, meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+    """Re-attach the model's saved preprocessing; restore the arrays of the free-form one."""
+    d = meta.get("model", {}).get("preprocessing")
+    if d is not None:
+        from fastnn.preprocessing import from_dict
+
+        model.preprocessing = from_dict(_arrays_in(d, tensors))
+    meta["preprocessing"] = _arrays_in(meta.get("preprocessing"), tensors)
 
 
 def _read(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -167,15 +272,23 @@ def _read(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         raise ValueError(f"{path} is not a readable safetensors file (truncated or damaged?): {exc}") from None
     if "fastnn" not in raw_meta:
         raise ValueError(f"{path} is a safetensors file but not a fastnn checkpoint (no 'fastnn' metadata)")
+    text = raw_meta["fastnn"]
+    crc = raw_meta.get("fastnn_crc32")
+    if crc is not None and crc != _text_crc(text):
+        raise ValueError(f"{path}: the fastnn metadata fails its checksum (the file is corrupted)")
     try:
-        meta = json.loads(raw_meta["fastnn"])
+        meta = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: the fastnn metadata is damaged ({exc})") from None
-    fmt = meta.get("format") if isinstance(meta, dict) else meta
-    if fmt != FORMAT_VERSION:
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: the fastnn metadata is damaged (not a JSON object)")
+    fmt = meta.get("format")
+    if type(fmt) is not int or fmt not in _READABLE_FORMATS:
         raise ValueError(f"{path}: unsupported fastnn checkpoint format {fmt!r}")
+    if fmt >= 2 and crc is None:
+        raise ValueError(f"{path}: the fastnn metadata has lost its checksum (the file is corrupted)")
     sums = meta.get("checksums", {})
-    if set(sums) != set(tensors):
+    if not isinstance(sums, dict) or set(sums) != set(tensors):
         raise ValueError(f"{path}: the tensors do not match the checkpoint's index (damaged file)")
     for k, v in tensors.items():
         if _crc(v) != sums[k]:
@@ -188,8 +301,9 @@ def _build(meta: dict[str, Any]) -> Sequential:
     loss_d = dict(m["loss"])
     from fastnn import losses
 
-    loss_cls = getattr(losses, loss_d.pop("class"), None)
-    if loss_cls is None or not isinstance(loss_cls, type):
+    known = {c.__name__: c for c in (losses.SoftmaxCrossEntropy, losses.MulticlassSVM, losses.MSE)}
+    loss_cls = known.get(loss_d.pop("class", None))
+    if loss_cls is None:
         raise ValueError("checkpoint names an unknown loss")
     return Sequential([_layer_from_dict(d) for d in m["layers"]], input_dim=m["input_dim"], loss=loss_cls(**loss_d),
                       l2=m["l2"], l1=m["l1"], bias_init=m["bias_init"], init=m.get("init") or "auto",
@@ -199,6 +313,11 @@ def _build(meta: dict[str, Any]) -> Sequential:
 def _restore(model: Sequential, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     weights = {k[len("param/"):]: v for k, v in tensors.items() if k.startswith("param/")}
     weights.update({k[len("buffer/"):]: v for k, v in tensors.items() if k.startswith("buffer/")})
+    for k, v in tensors.items():  # never a silent conversion of what the file holds
+        if k.startswith("prep/"):  # preprocessing state keeps its own dtypes (float64, uint64 hashes)
+            continue
+        if v.dtype != model.dtype:
+            raise ValueError(f"tensor {k!r} has dtype {v.dtype}, the model's dtype is {model.dtype}")
     model.set_weights(weights)
     net = model._net
     c = meta.get("counters", {})
@@ -240,6 +359,18 @@ def load(path: str | Path) -> Sequential:
     The checkpoint's metadata (history, trainer state, preprocessing, extra) is available as
     ``model.checkpoint``. A loaded model predicts bit-identically to the saved one.
 
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`save` (or :meth:`Sequential.save <fastnn.model.Sequential.save>`,
+        ``ModelCheckpoint``).
+
+    Returns
+    -------
+    Sequential
+        In the dtype it was saved in, with ``model.checkpoint`` (dict with keys ``history``,
+        ``trainer``, ``preprocessing``, ``extra``, ``optimizer``).
+
     Raises
     ------
     FileNotFoundError
@@ -248,21 +379,45 @@ def load(path: str | Path) -> Sequential:
         Truncated, corrupted (checksums) or foreign files, unsupported formats.
     """
     tensors, meta = _read(path)
-    model = _build(meta)
-    _restore(model, tensors, meta)
+    with _invalid_checkpoint(path):
+        model = _build(meta)
+        _restore(model, tensors, meta)
+        _attach_preprocessing(model, meta, tensors)
     model.checkpoint = {k: meta.get(k) for k in ("history", "trainer", "preprocessing", "extra", "optimizer")}
     return model
 
 
 def restore_into(model: Sequential, path: str | Path) -> dict[str, Any]:
     """Load a checkpoint's weights, optimizer state and counters into an existing model of the same
-    architecture; returns the checkpoint's metadata."""
+    architecture; returns the checkpoint's metadata.
+
+    Parameters
+    ----------
+    model : Sequential
+        Same layers, input size and dtype as the saved one.
+    path : str or Path
+
+    Returns
+    -------
+    dict
+        The checkpoint's metadata (``model``, ``counters``, ``optimizer``, ``trainer``, ``history``,
+        ``preprocessing``, ``extra``, ...).
+
+    Raises
+    ------
+    ValueError
+        A different architecture or dtype, or a damaged file.
+    FileNotFoundError
+        No file.
+    """
     tensors, meta = _read(path)
-    mine, theirs = _model_meta(model), meta["model"]
-    for key in ("layers", "input_dim", "dtype"):
-        if mine[key] != theirs[key]:
-            raise ValueError(f"{path} holds a different model ({key} differs): {theirs[key]!r} vs {mine[key]!r}")
-    _restore(model, tensors, meta)
+    with _invalid_checkpoint(path):
+        mine, theirs = _model_meta(model), meta["model"]
+        for key in ("layers", "input_dim", "dtype"):
+            if mine[key] != theirs[key]:
+                raise ValueError(f"{path} holds a different model ({key} differs): {theirs[key]!r} vs {mine[key]!r}")
+        _restore(model, tensors, meta)
+        _attach_preprocessing(model, meta, tensors)
     return meta
 
 
@@ -271,7 +426,22 @@ def restore_into(model: Sequential, path: str | Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 def to_torch_state_dict(model: Sequential) -> dict[str, np.ndarray]:
     """State-dict names and shapes of the equivalent ``torch.nn.Sequential`` (Dense weights as
-    PyTorch's (out, in); batch norm with ``num_batches_tracked``)."""
+    PyTorch's (out, in); batch norm with ``num_batches_tracked``).
+
+    Needs no PyTorch: the values are NumPy arrays (copies) in the model's dtype.
+
+    Parameters
+    ----------
+    model : Sequential
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``"<i>.weight"`` (out, in) and ``"<i>.bias"`` (out,) per Dense; ``"<i>.weight"``,
+        ``"<i>.bias"``, ``"<i>.running_mean"``, ``"<i>.running_var"`` (features,) and
+        ``"<i>.num_batches_tracked"`` (int64 scalar, the model's step count) per batch norm;
+        ``"<i>.weight"`` per PReLU.
+    """
     out: dict[str, np.ndarray] = {}
     for i, layer in enumerate(model.layers):
         if isinstance(layer, L.Dense):
@@ -297,7 +467,24 @@ def _to_numpy(v: Any) -> np.ndarray:
 
 
 def load_torch_state_dict(model: Sequential, state: dict[str, Any]) -> None:
-    """Load a ``torch.nn.Sequential`` state dict (tensors or arrays) into ``model``."""
+    """Load a ``torch.nn.Sequential`` state dict (tensors or arrays) into ``model``.
+
+    Linear weights (out, in) are transposed into fastnn's (in, out); ``num_batches_tracked`` is
+    optional and ignored.
+
+    Parameters
+    ----------
+    model : Sequential
+        Its layers must match the module's, index for index.
+    state : dict of str to tensor or array
+
+    Raises
+    ------
+    KeyError
+        Missing or unexpected names (the message lists them).
+    ValueError
+        Wrong shapes or non-finite values.
+    """
     want = to_torch_state_dict(model)
     given = {k: _to_numpy(v) for k, v in state.items()}
     missing = sorted(k for k in want if k not in given and not k.endswith("num_batches_tracked"))
@@ -333,7 +520,27 @@ def _torch():
 
 
 def to_torch(model: Sequential):
-    """The equivalent ``torch.nn.Sequential`` with the model's weights (same dtype)."""
+    """The equivalent ``torch.nn.Sequential`` with the model's weights (same dtype).
+
+    Dense -> ``Linear``, BatchNorm -> ``BatchNorm1d`` (same ``eps`` and PyTorch-convention
+    ``momentum``), Dropout -> ``Dropout`` (same ``p``), activations -> their modules. The module
+    is returned in training mode (PyTorch's default); call ``.eval()`` to compare predictions.
+
+    Parameters
+    ----------
+    model : Sequential
+
+    Returns
+    -------
+    torch.nn.Sequential
+
+    Raises
+    ------
+    ImportError
+        PyTorch is not installed.
+    TypeError
+        A layer without a PyTorch equivalent (Maxout).
+    """
     torch = _torch()
     nn = torch.nn
     mods, width = [], model.input_dim
@@ -366,7 +573,36 @@ def to_torch(model: Sequential):
 
 
 def from_torch(module, *, loss: Any = "softmax", dtype: Any = None, **kwargs: Any) -> Sequential:
-    """A fastnn model equivalent to a ``torch.nn.Sequential`` of supported modules, with its weights."""
+    """A fastnn model equivalent to a ``torch.nn.Sequential`` of supported modules, with its weights.
+
+    Supported modules: ``Linear``, ``BatchNorm1d``, ``ReLU``, ``LeakyReLU``, ``PReLU``, ``ELU``,
+    ``Tanh``, ``Sigmoid``, ``Dropout``. The loss is not part of a torch module: pass it.
+
+    Parameters
+    ----------
+    module : torch.nn.Sequential
+        Its first ``Linear`` gives the input size.
+    loss : str or Loss
+        The fastnn loss to train with (default softmax cross-entropy).
+    dtype : float32 or float64, optional
+        Default: float64 if the module's parameters are, else float32.
+    **kwargs
+        Passed to :class:`~fastnn.model.Sequential` (``l2``, ``seed``, ...).
+
+    Returns
+    -------
+    Sequential
+        Predicting what ``module.eval()`` predicts.
+
+    Raises
+    ------
+    ImportError
+        PyTorch is not installed.
+    TypeError
+        An unsupported module.
+    ValueError
+        No ``Linear`` layer.
+    """
     torch = _torch()
     nn = torch.nn
     layers: list[L.Layer] = []

@@ -37,13 +37,18 @@ __all__ = [
 
 
 def _positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 1:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value)) or value != int(value) or value < 1):
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    if value >= 2**62:  # no machine holds such a layer; the runtime's 64-bit sizes must not overflow
+        raise ValueError(f"{what} = {value!r} is too large (more memory than any machine has)")
     return int(value)
 
 
 def _number(value: Any, what: str, lo: float = -math.inf, hi: float = math.inf,
             lo_open: bool = False, hi_open: bool = False) -> float:
+    if isinstance(value, str | bytes | bool):  # float("0.1") and float(True) work, but are not meant
+        raise TypeError(f"{what} must be a number, got {type(value).__name__}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -57,11 +62,25 @@ def _number(value: Any, what: str, lo: float = -math.inf, hi: float = math.inf,
 
 @dataclass
 class Layer:
-    """Base class: ``kind`` names the C++ layer; ``spec`` describes it to the runtime."""
+    """Base class: ``kind`` names the C++ layer; ``spec`` describes it to the runtime.
+
+    Every layer maps a batch of shape (N, in_features) to (N, output_size(in_features)) in the
+    model's dtype. Constructors validate their arguments and raise ``ValueError`` (``TypeError``
+    for non-numbers) naming the layer and the argument; sizes that do not chain are refused when
+    the :class:`~fastnn.model.Sequential` is built.
+    """
 
     kind: str = field(init=False, default="", repr=False)
 
     def spec(self, in_features: int) -> dict[str, Any]:
+        """The description handed to the C++ runtime for an input of ``in_features`` features.
+
+        Raises
+        ------
+        ValueError
+            The layer cannot take ``in_features`` inputs (e.g. a Dense with another
+            ``in_features``, a Maxout whose ``k`` does not divide it).
+        """
         return {"kind": self.kind, "in": in_features}
 
     def output_size(self, in_features: int) -> int:
@@ -134,7 +153,13 @@ class ReLU(Layer):
 
 @dataclass
 class LeakyReLU(Layer):
-    """``x if x > 0 else negative_slope * x``."""
+    """Leaky ReLU ``x if x > 0 else negative_slope * x`` (``torch.nn.LeakyReLU``).
+
+    Parameters
+    ----------
+    negative_slope : float
+        The slope for negative inputs (default 0.01).
+    """
 
     negative_slope: float = 0.01
 
@@ -148,7 +173,16 @@ class LeakyReLU(Layer):
 
 @dataclass
 class PReLU(Layer):
-    """Parametric ReLU with learned slopes: one shared (``num_parameters=1``) or one per feature."""
+    """Parametric ReLU ``x if x > 0 else a * x`` with learned slopes ``a`` (``torch.nn.PReLU``).
+
+    Parameters
+    ----------
+    num_parameters : int
+        1 (one slope shared by every feature) or the input size (one slope per feature); the
+        parameter ``"<i>.weight"`` has shape (num_parameters,).
+    init : float
+        Initial slope (PyTorch's default 0.25). Slopes take no L2/L1 penalty.
+    """
 
     num_parameters: int = 1
     init: float = 0.25
@@ -167,7 +201,13 @@ class PReLU(Layer):
 
 @dataclass
 class ELU(Layer):
-    """``x if x > 0 else alpha * (exp(x) - 1)``, alpha >= 0."""
+    """Exponential linear unit ``x if x > 0 else alpha * (exp(x) - 1)`` (``torch.nn.ELU``).
+
+    Parameters
+    ----------
+    alpha : float
+        Saturation value for negative inputs, >= 0 (default 1).
+    """
 
     alpha: float = 1.0
 
@@ -199,7 +239,14 @@ class Sigmoid(Layer):
 class Maxout(Layer):
     """Maxout: the maximum over groups of ``k`` consecutive features (in = k * out).
 
-    Put a ``Dense(in, k * units)`` before it for a maxout unit layer of ``units`` outputs.
+    Put a ``Dense(in, k * units)`` before it for a maxout unit layer of ``units`` outputs
+    (:func:`fastnn.MLP` with ``activation="maxout"`` does this). PyTorch has no equivalent module,
+    so a model with Maxout cannot be exported with :func:`fastnn.io.to_torch`.
+
+    Parameters
+    ----------
+    k : int
+        Pieces per unit (>= 1); must divide the input size.
     """
 
     k: int = 2
@@ -262,8 +309,16 @@ class BatchNorm(Layer):
 class Dropout(Layer):
     """Inverted dropout; ``p`` is the probability of **dropping** a unit (PyTorch's convention).
 
-    Masks are counter-based (Philox): a pure function of the model's seed, the training step and
-    the layer, so training is reproducible and independent of the thread count.
+    In training the kept units are scaled by ``1 / (1 - p)``; in evaluation the layer is the
+    identity. Masks are counter-based (Philox): a pure function of the model's seed, the training
+    step and the layer, so training is reproducible and independent of the thread count.
+
+    Parameters
+    ----------
+    p : float
+        Probability of dropping a unit, in [0, 1) (0 is the identity). The CS231n functional API's
+        ``dropout_param['p']`` is the probability of *keeping* one: ``Dropout(p=0.2)`` there is
+        ``{'p': 0.8}``.
     """
 
     p: float = 0.5

@@ -79,13 +79,39 @@ class Sequential:
         Makes initialisation, dropout masks and shuffling reproducible (random when None).
     max_batch : int
         Initial workspace size in rows; it grows when a larger batch arrives.
+    preprocessing : transformer or list of transformers, optional
+        :mod:`fastnn.preprocessing` applied to raw inputs (flattened to (N, D)) by
+        :meth:`predict`, :meth:`predict_proba`, :meth:`forward`, :meth:`evaluate` and :meth:`score`,
+        fitted on the training rows by :meth:`fit` unless already fitted, and saved in checkpoints
+        (also settable later: ``model.preprocessing = StandardScaler()``). The training primitives
+        (:meth:`train_step`, :meth:`loss_and_grad`, :meth:`capture`) take network inputs as they are.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        Trainable tensors by PyTorch-style name (``"0.weight"`` of shape (in, out) for a Dense,
+        ``"0.bias"`` (out,), ``"1.weight"`` / ``"1.bias"`` (features,) for a batch norm's scale and
+        shift, ``"<i>.weight"`` for PReLU slopes): views in the model's dtype into its flat
+        buffer; writing into them changes the model.
+    grads : dict of str to ndarray
+        The gradients of the last training step or :meth:`loss_and_grad`, same names and shapes.
+    buffers : dict of str to ndarray
+        Non-trained state: batch-norm ``"<i>.running_mean"`` and ``"<i>.running_var"``.
+    input_dim, output_dim : int
+        Features in and outputs (classes) out.
+    dtype : numpy.dtype
+        float32 or float64.
 
     Raises
     ------
     ValueError
-        Layers whose sizes do not chain, an unknown loss or initialisation, bad hyperparameters.
-    MemoryError / ValueError
-        A network whose buffers would not fit in the machine's memory (refused before allocating).
+        Layers whose sizes do not chain, an unknown loss or initialisation, bad hyperparameters,
+        fewer than 2 outputs with a classification loss.
+    TypeError
+        A layer that is not a :class:`fastnn.layers.Layer`, a dtype other than float32/float64.
+    MemoryError
+        A network whose buffers would not fit in the machine's memory (refused before allocating;
+        some oversized requests are reported as ``ValueError`` by the runtime).
     """
 
     def __init__(
@@ -101,6 +127,7 @@ class Sequential:
         dtype: Any = np.float32,
         seed: int | None = None,
         max_batch: int = 256,
+        preprocessing: Any = None,
     ) -> None:
         layers = list(layers)
         if not layers:
@@ -123,8 +150,9 @@ class Sequential:
             input_dim = getattr(first, "in_features", None) or getattr(first, "num_features", None)
             if input_dim is None:
                 raise ValueError("the first layer does not give its input size: pass input_dim=")
-        if isinstance(input_dim, bool) or not isinstance(input_dim, int | np.integer) or input_dim < 1:
-            raise ValueError(f"input_dim must be a positive integer, got {input_dim!r}")
+        if (isinstance(input_dim, bool) or not isinstance(input_dim, int | np.integer) or input_dim < 1
+                or input_dim >= 2**62):
+            raise ValueError(f"input_dim must be a positive integer below 2**62, got {input_dim!r}")
         self.input_dim = int(input_dim)
         specs, width = [], self.input_dim
         for layer in layers:
@@ -133,8 +161,9 @@ class Sequential:
         self.output_dim = width
         if self.loss.classification and self.output_dim < 2:
             raise ValueError(f"a classification loss needs at least 2 outputs, the network has {width}")
-        if isinstance(max_batch, bool) or not isinstance(max_batch, int | np.integer) or max_batch < 1:
-            raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+        if (isinstance(max_batch, bool) or not isinstance(max_batch, int | np.integer) or max_batch < 1
+                or max_batch >= 2**62):
+            raise ValueError(f"max_batch must be a positive integer below 2**62, got {max_batch!r}")
         cls = _core.Net32 if self.dtype == np.float32 else _core.Net64
         dropout_seed = int(np.random.SeedSequence([self.seed, 1]).generate_state(1, np.uint64)[0])
         try:
@@ -144,6 +173,7 @@ class Sequential:
         self._optimizer_key: tuple | None = None
         self._make_views()
         self.reset_parameters()
+        self.preprocessing = preprocessing
 
     # ------------------------------------------------------------------------------------------
     # construction helpers
@@ -215,6 +245,7 @@ class Sequential:
 
     @property
     def classes(self) -> int:
+        """Number of outputs (the classes, for a classification loss); same as ``output_dim``."""
         return self.output_dim
 
     # ------------------------------------------------------------------------------------------
@@ -246,12 +277,18 @@ class Sequential:
     def _check_y(self, y: Any, n: int, name: str = "y") -> np.ndarray:
         if self.loss.classification:
             arr = np.asarray(y)
+            if arr.ndim == 2 and arr.shape[1] != 1:
+                return self._check_soft_targets(arr, n, name)
             if arr.dtype.kind == "b" or arr.dtype.kind not in "iu":
                 if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
                     arr = arr.astype(np.int64)
                 else:
                     raise TypeError(f"{name} must hold integer class labels 0..{self.output_dim - 1}, "
                                     f"got dtype {arr.dtype}")
+            if arr.dtype == np.uint64 and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+                i = int(np.argmax(arr))  # would wrap to a negative int64: name the real value
+                raise ValueError(f"{name}[{i}] = {arr.reshape(-1)[i]} is not a class of this model "
+                                 f"(0..{self.output_dim - 1})")
             arr = np.ascontiguousarray(arr.reshape(-1), dtype=np.int64)
             if arr.shape[0] != n:
                 raise ValueError(f"{name} has {arr.shape[0]} labels for {n} samples")
@@ -271,6 +308,72 @@ class Sequential:
             raise ValueError(f"{name} contains NaN or infinity")
         return arr
 
+    def _check_soft_targets(self, arr: np.ndarray, n: int, name: str) -> np.ndarray:
+        """Soft targets for softmax cross-entropy: one probability distribution per row, shape
+        (n, classes) (e.g. an ensemble's temperature-softened probabilities, see
+        :func:`fastnn.ensemble.distill`)."""
+        C = self.output_dim
+        if self.loss.kind != "softmax":
+            raise ValueError(f"{name} has shape {arr.shape}: soft targets (N, classes) need the softmax "
+                             f"cross-entropy loss; the {self.loss.kind} loss takes integer labels of shape (N,)")
+        if arr.dtype.kind not in "fiu" or arr.dtype.kind == "b":
+            raise TypeError(f"{name} must hold class probabilities (soft targets), got dtype {arr.dtype}")
+        if arr.shape != (n, C):
+            raise ValueError(f"{name} must have shape ({n}, {C}) (soft targets: a distribution over the "
+                             f"{C} classes per sample) or ({n},) (labels), got {arr.shape}")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        bad = _core.first_nonfinite(arr)
+        if bad >= 0:
+            raise ValueError(f"{name} contains NaN or infinity (first at row {int(bad) // C})")
+        if arr.size and arr.min() < 0:
+            row = int(np.flatnonzero((arr < 0).any(axis=1))[0])
+            raise ValueError(f"{name}[{row}] has a negative probability; soft targets must be distributions")
+        sums = arr.sum(axis=1, dtype=np.float64)
+        tol = 1e-3 if self.dtype == np.float32 else 1e-6
+        off = np.abs(sums - 1.0) > tol
+        if off.any():
+            row = int(np.flatnonzero(off)[0])
+            raise ValueError(f"{name}[{row}] sums to {sums[row]:.6g}, not 1: soft targets must be probability "
+                             "distributions (normalise each row)")
+        return arr
+
+    @property
+    def preprocessing(self) -> Any:
+        """The attached :mod:`fastnn.preprocessing` transformer (a list becomes a ``Chain``), or None."""
+        return self.__dict__.get("_preprocessing")
+
+    @preprocessing.setter
+    def preprocessing(self, p: Any) -> None:
+        from fastnn.preprocessing import as_preprocessing
+
+        self._preprocessing = as_preprocessing(p)
+
+    def preprocess(self, X: Any, name: str = "X") -> np.ndarray:
+        """The network input for raw ``X``: flattened to (N, D), transformed by the attached
+        preprocessing (if any), converted to the model's dtype and checked (no NaN/inf, D features).
+
+        Raises
+        ------
+        fastnn.preprocessing.NotFittedError
+            The attached preprocessing was never fitted.
+        ValueError / TypeError
+            As :meth:`forward`.
+        """
+        p = self.preprocessing
+        if p is None:
+            return self._check_X(X, name)
+        from fastnn.preprocessing import transform_for_model
+
+        return self._check_X(transform_for_model(p, X, self.dtype, name), name)
+
+    def _evaluate(self, Xc: np.ndarray, yc: np.ndarray) -> dict[str, float]:
+        """:meth:`evaluate` on network inputs already checked (no preprocessing)."""
+        loss, acc = self._net.evaluate(Xc, yc)
+        out = {"loss": float(loss)}
+        if self.loss.classification:
+            out["accuracy"] = float(acc)
+        return out
+
     def _reserve(self, rows: int) -> None:
         if rows > self._net.max_batch:
             self._net.reserve(int(rows))
@@ -279,30 +382,100 @@ class Sequential:
     # inference (evaluation mode, in batches of at most the workspace size)
     # ------------------------------------------------------------------------------------------
     def forward(self, X: Any) -> np.ndarray:
-        """Raw outputs (class scores, or regression outputs) in evaluation mode, shape (N, outputs)."""
-        return self._net.predict(self._check_X(X), False)
+        """Raw outputs (class scores, or regression outputs) in evaluation mode.
+
+        Evaluation mode: batch norm uses its running statistics and dropout is the identity.
+        ``decision_function`` is the same method (scikit-learn's name).
+
+        Parameters
+        ----------
+        X : array-like, shape (N, input_dim)
+            Any numeric dtype (converted once to the model's dtype); (N, d1, ..., dk) is flattened.
+
+        Returns
+        -------
+        ndarray, shape (N, output_dim), the model's dtype
+
+        Raises
+        ------
+        ValueError
+            Wrong number of features, no rows, NaN or infinity (the message gives the first
+            position), a 1-D array.
+        TypeError
+            Non-numeric data.
+        """
+        return self._net.predict(self.preprocess(X), False)
 
     decision_function = forward
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Softmax class probabilities, shape (N, classes) (classification losses)."""
+        """Softmax class probabilities in evaluation mode.
+
+        Parameters
+        ----------
+        X : array-like, shape (N, input_dim)
+
+        Returns
+        -------
+        ndarray, shape (N, classes), the model's dtype
+            Rows sum to 1.
+
+        Raises
+        ------
+        TypeError
+            The model has a regression (MSE) loss.
+        ValueError
+            Bad ``X`` (as in :meth:`forward`).
+        """
         if not self.loss.classification:
             raise TypeError("predict_proba needs a classification loss")
-        return self._net.predict(self._check_X(X), True)
+        return self._net.predict(self.preprocess(X), True)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Class indices (classification) or outputs (regression)."""
+        """Class indices (classification) or outputs (regression), in evaluation mode.
+
+        Parameters
+        ----------
+        X : array-like, shape (N, input_dim)
+
+        Returns
+        -------
+        ndarray
+            int64 labels of shape (N,) (the argmax of the scores), or the outputs (N, output_dim)
+            for MSE.
+        """
         out = self.forward(X)
         return out.argmax(axis=1) if self.loss.classification else out
 
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
-        """Mean data loss (no penalty) and, for classification, accuracy, in evaluation mode."""
-        Xc = self._check_X(X)
-        loss, acc = self._net.evaluate(Xc, self._check_y(y, Xc.shape[0]))
-        out = {"loss": float(loss)}
-        if self.loss.classification:
-            out["accuracy"] = float(acc)
-        return out
+        """Mean data loss (no penalty) and, for classification, accuracy, in evaluation mode.
+
+        ``y`` holds labels (N,), or soft targets (N, classes) for softmax cross-entropy: the loss is
+        then the cross-entropy against them and the accuracy the agreement with each row's most
+        probable class.
+
+        Parameters
+        ----------
+        X : array-like, shape (N, input_dim)
+        y : array-like
+            Integer labels (N,) in ``[0, classes)`` for classification (floats holding whole
+            numbers are accepted), soft targets (N, classes) for softmax cross-entropy, targets
+            (N, output_dim) for MSE.
+
+        Returns
+        -------
+        dict
+            ``{"loss": float, "accuracy": float}`` (no ``accuracy`` for MSE).
+
+        Raises
+        ------
+        ValueError
+            Bad shapes, NaN/inf, labels out of range (the message names the row).
+        TypeError
+            Non-integer labels for a classification loss.
+        """
+        Xc = self.preprocess(X)
+        return self._evaluate(Xc, self._check_y(y, Xc.shape[0]))
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy (classification) or minus the mean squared error (regression)."""
@@ -332,8 +505,26 @@ class Sequential:
 
         ``optimizer`` defaults to the last one attached (``lr``/``momentum`` override its values).
 
+        Parameters
+        ----------
+        X, y : array-like
+            One batch, as in :meth:`evaluate`; the workspace grows if it has more rows than any
+            batch before.
+        optimizer : str or Optimizer, optional
+            Attached first (its state is zeroed when it differs from the attached one).
+        lr, momentum : float, optional
+            This step's learning rate and momentum, instead of the optimizer's (schedules are
+            evaluated at the model's step counter).
+
+        Returns
+        -------
+        float
+            The loss before the update (data loss plus penalties).
+
         Raises
         ------
+        RuntimeError
+            No optimizer passed or attached.
         fastnn.trainer.NonFiniteLossError
             When the loss is not finite (the update is skipped; the weights stay as they were).
         """
@@ -362,7 +553,21 @@ class Sequential:
         """Loss (with penalties) and gradients (copies) at the current weights, without an update.
 
         ``train`` uses batch statistics for batch norm and the current step's dropout masks (the
-        same masks every call until a training step advances the counter).
+        same masks every call until a training step advances the counter); running statistics are
+        not updated.
+
+        Parameters
+        ----------
+        X, y : array-like
+            As in :meth:`evaluate`.
+        train : bool
+            Training mode (default) or evaluation mode.
+
+        Returns
+        -------
+        loss : float
+        grads : dict of str to ndarray
+            Same names and shapes as :attr:`params`, the model's dtype.
         """
         Xc = self._check_X(X)
         yc = self._check_y(y, Xc.shape[0])
@@ -373,7 +578,23 @@ class Sequential:
     def capture(self, X: Any, y: Any, *, train: bool = True) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """Loss, every layer's output and the gradient of the loss with respect to each output
         (one forward/backward pass, no update; running statistics untouched) — for activation and
-        gradient distributions per layer."""
+        gradient distributions per layer (:func:`fastnn.plots.distributions`).
+
+        Parameters
+        ----------
+        X, y : array-like
+            As in :meth:`evaluate`.
+        train : bool
+            Training mode (default) or evaluation mode.
+
+        Returns
+        -------
+        loss : float
+        acts : list of ndarray
+            ``acts[i]`` is layer ``i``'s output, shape (N, width_i), the model's dtype.
+        grads : list of ndarray
+            ``grads[i]`` is d loss / d ``acts[i]``, same shape.
+        """
         Xc = self._check_X(X)
         yc = self._check_y(y, Xc.shape[0])
         self._reserve(Xc.shape[0])
@@ -382,7 +603,12 @@ class Sequential:
 
     def fit(self, X: Any, y: Any, *, optimizer: Any = "adam", epochs: int = 10, batch_size: int = 64,
             validation_data: tuple | None = None, callbacks: Sequence | None = None, **kwargs: Any):
-        """Train with :class:`fastnn.Trainer` and return its :class:`fastnn.callbacks.History`."""
+        """Train with a :class:`fastnn.Trainer` and return its :class:`fastnn.callbacks.History`.
+
+        ``Trainer(self, optimizer, callbacks=callbacks).fit(X, y, epochs=..., batch_size=...,
+        validation_data=..., **kwargs)``: see :meth:`fastnn.trainer.Trainer.fit` for every argument
+        (``shuffle``, ``balanced``, ``eval_train_samples``, ``resume_from``) and the errors.
+        """
         from fastnn.trainer import Trainer
 
         trainer = Trainer(self, optimizer, callbacks=callbacks)
@@ -393,17 +619,26 @@ class Sequential:
     # weights: copies, averages, flat access
     # ------------------------------------------------------------------------------------------
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter and buffer, by name."""
+        """Copies of every parameter and buffer, by name (the names of :attr:`params` and
+        :attr:`buffers`), in the model's dtype."""
         return {**{k: v.copy() for k, v in self.params.items()},
                 **{k: v.copy() for k, v in self.buffers.items()}}
 
     def set_weights(self, weights: dict[str, Any]) -> None:
         """Copy ``weights`` (by name; shapes must match) into the model.
 
+        Parameters
+        ----------
+        weights : dict of str to array-like
+            Every name of :attr:`params` and :attr:`buffers` exactly once (as :meth:`get_weights`
+            returns them); values are converted to the model's dtype.
+
         Raises
         ------
-        KeyError / ValueError
-            Unknown or missing names, wrong shapes, non-finite values.
+        KeyError
+            Unknown or missing names (nothing is copied).
+        ValueError
+            A wrong shape or non-finite values (nothing is copied).
         """
         expected = {**self.params, **self.buffers}
         unknown = set(weights) - set(expected)
@@ -412,6 +647,8 @@ class Sequential:
             raise KeyError(f"weights do not match the model: unknown {sorted(unknown)}, missing {sorted(missing)}")
         for k, v in weights.items():
             arr = np.asarray(v)
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"weight {k!r} must hold real numbers, got dtype {arr.dtype}")
             if arr.shape != expected[k].shape:
                 raise ValueError(f"weight {k!r} has shape {arr.shape}, the model expects {expected[k].shape}")
             if not np.all(np.isfinite(arr)):
@@ -431,6 +668,7 @@ class Sequential:
                          **self._spec_kwargs())
         new.set_weights(self.get_weights())
         new._net.step = self._net.step
+        new.preprocessing = _copy.deepcopy(self.preprocessing)
         return new
 
     def enable_averaging(self, decay: float | str = 0.999) -> None:
@@ -438,6 +676,11 @@ class Sequential:
 
         ``decay`` in (0, 1) is an exponential moving average; ``"polyak"`` (or 0) a uniform
         average of every step from now on.
+
+        Raises
+        ------
+        ValueError
+            ``decay`` outside [0, 1).
         """
         d = 0.0 if decay == "polyak" else float(decay)
         if not 0.0 <= d < 1.0:
@@ -445,7 +688,13 @@ class Sequential:
         self._net.enable_average(d)
 
     def averaged(self) -> Sequential:
-        """A copy of the model holding the running-average weights (see :meth:`enable_averaging`)."""
+        """A copy of the model holding the running-average weights (see :meth:`enable_averaging`).
+
+        Raises
+        ------
+        RuntimeError
+            Averaging was never enabled.
+        """
         avg = self._net.average
         if avg is None:
             raise RuntimeError("weight averaging is off: call enable_averaging() before training")
@@ -517,6 +766,23 @@ def MLP(
         Pieces per unit with ``activation="maxout"``.
     **kwargs
         Passed to :class:`Sequential` (loss, l2, init, dtype, seed, ...).
+
+    Returns
+    -------
+    Sequential
+
+    Raises
+    ------
+    ValueError
+        An unknown activation, ``dropout`` outside [0, 1), or any error of :class:`Sequential`.
+
+    Examples
+    --------
+    >>> model = fastnn.MLP(64, [128, 64], 10, batchnorm=True, dropout=0.2, seed=0)
+    >>> [type(layer).__name__ for layer in model.layers][:4]
+    ['Dense', 'BatchNorm', 'ReLU', 'Dropout']
+    >>> model.num_params()
+    17610
     """
     acts = {"relu": ReLU, "leaky_relu": LeakyReLU, "prelu": PReLU, "elu": ELU, "tanh": Tanh,
             "sigmoid": Sigmoid, "maxout": None}

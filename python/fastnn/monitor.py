@@ -43,7 +43,15 @@ from fastnn.callbacks import Callback
 
 __all__ = ["Monitor", "Diagnosis", "TrainingWarning", "LAYER_FIELDS", "TENSOR_FIELDS", "diagnose"]
 
+#: The statistics recorded per parameter tensor, in record order. They are the L2 norms of the
+#: data loss's gradient (the L1/L2 penalty's gradient, which the optimizer step adds, is left out, so
+#: vanishing or exploding gradients are not masked by the penalty), of the weights before the
+#: update, and of the update actually applied (penalty included).
 TENSOR_FIELDS = ("grad_norm", "weight_norm", "update_norm")
+#: The statistics recorded per layer, in record order. They are the output mean and std, the
+#: fraction of zero outputs, the fraction of dead units (0 for the whole batch), the fraction of
+#: saturated outputs (tanh ``|y| >= 0.99``, sigmoid ``y <= 0.01`` or ``>= 0.99``), the non-finite
+#: outputs, and the mean and std of the gradient with respect to the layer's output.
 LAYER_FIELDS = ("act_mean", "act_std", "frac_zero", "frac_dead", "frac_saturated", "nonfinite",
                 "grad_mean", "grad_std")
 
@@ -54,6 +62,25 @@ class TrainingWarning(UserWarning):
 
 @dataclass
 class Diagnosis:
+    """One symptom found at the end of an epoch, in the words ``str(d)`` prints.
+
+    Parameters
+    ----------
+    epoch : int
+        1-based epoch.
+    kind : str
+        The symptom: ``"loss not finite"``, ``"loss exploding"``, ``"loss flat"``,
+        ``"overfitting"``, ``"underfitting"``, ``"update ratio high"``, ``"update ratio low"``,
+        ``"non-finite activations"``, ``"dead ReLUs"``, ``"saturated units"``,
+        ``"vanishing activations"``.
+    where : str
+        The tensor (``"4.weight"``) or layer (``"2 ReLU"``) concerned, or ``""``.
+    message : str
+        What was measured.
+    advice : str
+        The remedy.
+    """
+
     epoch: int
     kind: str
     where: str
@@ -80,11 +107,35 @@ class Monitor(Callback):
 
     Attributes
     ----------
-    steps, records : ndarray
-        The step of each record and the raw records (records, fields).
-    tensors, layers : list of str
-        Parameter tensor names and layer descriptions, in record order.
+    records : ndarray, float64, shape (records, 2 + 3 * tensors + 8 * layers)
+        The raw records: step, loss, then :data:`TENSOR_FIELDS` per tensor and
+        :data:`LAYER_FIELDS` per layer (read them with :meth:`tensor_stat`, :meth:`layer_stat`).
+    tensors : list of str
+        Parameter tensor names, in record order.
+    layers : list of str
+        Layer descriptions (``"2 ReLU"``), in record order.
+    epoch_of_record : list of int
+        The (1-based) epoch of each record.
     diagnoses : list of Diagnosis
+        Every diagnosis, in order (repeated each epoch the symptom persists).
+
+    Raises
+    ------
+    ValueError
+        ``every`` is not a positive integer.
+
+    Examples
+    --------
+    >>> from fastnn.monitor import Monitor
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((256, 20)), rng.integers(0, 3, 256)
+    >>> model = fastnn.MLP(20, [32], 3, seed=0)
+    >>> monitor = Monitor(every=4, warn=False)
+    >>> history = model.fit(X, y, epochs=2, batch_size=32, callbacks=[monitor])
+    >>> monitor.steps
+    array([ 0.,  4.,  8., 12.])
+    >>> monitor.update_ratio("0.weight").shape
+    (4,)
     """
 
     def __init__(self, every: int = 10, warn: bool = True, ratio_band: tuple[float, float] = (1e-4, 1e-2)) -> None:
@@ -101,6 +152,7 @@ class Monitor(Callback):
 
     # -- callback hooks -----------------------------------------------------------------------------
     def on_train_begin(self, logs: dict | None = None) -> None:
+        """Switch the C++ recording on (every ``every`` steps)."""
         model = self.trainer.model
         self.tensors = [t["name"] for t in model._info]
         self.layers = [f"{i} {type(lay).__name__}" for i, lay in enumerate(model.layers)]
@@ -111,6 +163,7 @@ class Monitor(Callback):
         model._net.set_monitor(self.every)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Collect the epoch's records, run :func:`diagnose`, warn about new symptoms."""
         new = self.trainer.model._net.take_monitor_log()
         if len(new):
             self.records = np.vstack([self.records, new])
@@ -123,43 +176,82 @@ class Monitor(Callback):
                 warnings.warn(TrainingWarning(str(d)), stacklevel=2)
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        """Switch the C++ recording off."""
         self.trainer.model._net.set_monitor(0)
 
     # -- accessors ----------------------------------------------------------------------------------
     @property
     def steps(self) -> np.ndarray:
+        """The (0-based) global step of each record, float64, shape (records,)."""
         return self.records[:, 0] if len(self.records) else np.zeros(0)
 
     @property
     def losses(self) -> np.ndarray:
+        """The loss at each record, float64, shape (records,)."""
         return self.records[:, 1] if len(self.records) else np.zeros(0)
 
     def tensor_stat(self, tensor: str, field: str, records: np.ndarray | None = None) -> np.ndarray:
-        """``grad_norm``, ``weight_norm`` or ``update_norm`` of a tensor over the records."""
+        """``grad_norm``, ``weight_norm`` or ``update_norm`` of a tensor over the records.
+
+        Parameters
+        ----------
+        tensor : str
+            A name of ``model.params``, e.g. ``"0.weight"``.
+        field : str
+            One of :data:`TENSOR_FIELDS`.
+        records : ndarray, optional
+            A subset of :attr:`records` (default: all).
+
+        Returns
+        -------
+        ndarray, float64, shape (records,)
+
+        Raises
+        ------
+        ValueError
+            An unknown tensor or field.
+        """
         r = self.records if records is None else records
         col = 2 + 3 * self.tensors.index(tensor) + TENSOR_FIELDS.index(field)
         return r[:, col]
 
     def update_ratio(self, tensor: str, records: np.ndarray | None = None) -> np.ndarray:
-        """``|dW| / |W|`` of a tensor over the records."""
+        """``|dW| / |W|`` of a tensor over the records (NaN where ``|W| = 0``), float64, shape
+        (records,); the notes want it near 1e-3."""
         w = self.tensor_stat(tensor, "weight_norm", records)
         u = self.tensor_stat(tensor, "update_norm", records)
         return np.divide(u, w, out=np.full_like(u, np.nan), where=w > 0)
 
     def layer_stat(self, layer: int, field: str, records: np.ndarray | None = None) -> np.ndarray:
-        """One of :data:`LAYER_FIELDS` for layer ``layer`` over the records."""
+        """One of :data:`LAYER_FIELDS` for layer ``layer`` over the records.
+
+        Parameters
+        ----------
+        layer : int
+            Index into ``model.layers``.
+        field : str
+            One of :data:`LAYER_FIELDS`.
+        records : ndarray, optional
+            A subset of :attr:`records` (default: all).
+
+        Returns
+        -------
+        ndarray, float64, shape (records,)
+        """
         r = self.records if records is None else records
         col = 2 + 3 * len(self.tensors) + 8 * layer + LAYER_FIELDS.index(field)
         return r[:, col]
 
     # -- serialisation ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Records, names and diagnoses as JSON-serialisable lists (``monitor.json`` of a run folder)."""
         return {"every": self.every, "tensors": self.tensors, "layers": self.layers, "layer_kinds": self.layer_kinds,
                 "records": self.records.tolist(), "epoch_of_record": self.epoch_of_record,
                 "diagnoses": [asdict(d) for d in self.diagnoses]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Monitor:
+        """A Monitor (not attached to a trainer) from :meth:`to_dict`'s output, for plots and reports."""
         m = cls(every=int(d.get("every", 10)), warn=False)
         m.tensors, m.layers = list(d["tensors"]), list(d["layers"])
         m.layer_kinds = list(d.get("layer_kinds", [s.split(" ", 1)[1] for s in m.layers]))
@@ -182,7 +274,24 @@ def _weights(mon: Monitor) -> list[str]:
 
 
 def diagnose(mon: Monitor, history: Any, epoch: int, new: np.ndarray) -> list[Diagnosis]:
-    """The notes' symptoms in the latest epoch's records and history."""
+    """The notes' symptoms in the latest epoch's records and history.
+
+    Parameters
+    ----------
+    mon : Monitor
+        Gives the tensor and layer names.
+    history : History
+        The run's history so far (losses and accuracies per epoch).
+    epoch : int
+        The (1-based) epoch just finished.
+    new : ndarray
+        That epoch's records.
+
+    Returns
+    -------
+    list of Diagnosis
+        Possibly empty; see the table in the module docstring.
+    """
     out: list[Diagnosis] = []
     h = getattr(history, "history", {}) or {}
     losses = h.get("loss", [])
@@ -207,32 +316,47 @@ def diagnose(mon: Monitor, history: Any, epoch: int, new: np.ndarray) -> list[Di
     if len(new) == 0:
         return out
     lo, hi = mon.ratio_band
-    for t in _weights(mon):
-        r = np.nanmedian(mon.update_ratio(t, new))
+    # one vectorised pass over the epoch's records (this runs after every epoch: keep it cheap,
+    # see benchmarks/bench_monitor.py)
+    weights = _weights(mon)
+    if weights:
+        col = [2 + 3 * mon.tensors.index(t) for t in weights]
+        w = new[:, [c + 1 for c in col]]
+        u = new[:, [c + 2 for c in col]]
+        ratios = np.divide(u, w, out=np.full_like(u, np.nan), where=w > 0)
+        medians = (np.median(ratios, axis=0) if np.isfinite(ratios).all() else np.nanmedian(ratios, axis=0)).tolist()
+    else:
+        medians = []
+    for t, r in zip(weights, medians, strict=True):
         if math.isfinite(r) and r > hi:
             out.append(Diagnosis(epoch, "update ratio high", t, f"median |dW|/|W| = {r:.2e} (aim for ~1e-3)",
                                  "lower the learning rate"))
         elif math.isfinite(r) and 0 < r < lo:
             out.append(Diagnosis(epoch, "update ratio low", t, f"median |dW|/|W| = {r:.2e} (aim for ~1e-3)",
                                  "raise the learning rate"))
+    base = 2 + 3 * len(mon.tensors)
+    per_layer = new[:, base:base + 8 * len(mon.layer_kinds)].reshape(len(new), len(mon.layer_kinds), 8)
+    means = per_layer.mean(axis=0)  # (layers, LAYER_FIELDS)
+    nonfinite = per_layer[:, :, LAYER_FIELDS.index("nonfinite")].max(axis=0)
+    f_dead, f_sat, f_std = (LAYER_FIELDS.index(f) for f in ("frac_dead", "frac_saturated", "act_std"))
     stds = []
     for i, kind in enumerate(mon.layer_kinds):
-        if mon.layer_stat(i, "nonfinite", new).max(initial=0) > 0:
+        if nonfinite[i] > 0:
             out.append(Diagnosis(epoch, "non-finite activations", mon.layers[i], "NaN or inf in the layer's output",
                                  "lower the learning rate; check the inputs"))
         if kind == "ReLU":
-            dead = float(np.mean(mon.layer_stat(i, "frac_dead", new)))
+            dead = float(means[i, f_dead])
             if dead > 0.4:
                 out.append(Diagnosis(epoch, "dead ReLUs", mon.layers[i],
                                      f"{dead:.0%} of the units output 0 for whole batches",
                                      "lower the learning rate; He initialisation, bias 0.01 or LeakyReLU"))
-            stds.append(float(np.mean(mon.layer_stat(i, "act_std", new))))
+            stds.append(float(means[i, f_std]))
         if kind in ("Tanh", "Sigmoid"):
-            sat = float(np.mean(mon.layer_stat(i, "frac_saturated", new)))
+            sat = float(means[i, f_sat])
             if sat > 0.5:
                 out.append(Diagnosis(epoch, "saturated units", mon.layers[i], f"{sat:.0%} of the outputs are saturated",
                                      "smaller initial weights (Xavier), normalised inputs, or batch norm"))
-            stds.append(float(np.mean(mon.layer_stat(i, "act_std", new))))
+            stds.append(float(means[i, f_std]))
     if len(stds) >= 3 and stds[0] > 0 and stds[-1] < 0.05 * stds[0]:
         out.append(Diagnosis(epoch, "vanishing activations", "",
                              f"activation std falls from {stds[0]:.3g} (first hidden layer) to {stds[-1]:.3g} (last)",

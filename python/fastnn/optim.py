@@ -43,15 +43,24 @@ __all__ = [
 ]
 
 
+def _float(v: Any, what: str) -> float:
+    if isinstance(v, bool | str | bytes):  # float("1e-3") would work, float(True) is 1.0: neither is meant
+        raise TypeError(f"{what} must be a number, got {type(v).__name__}")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a number, got {type(v).__name__}") from None
+
+
 def _unit_interval(v: float, what: str) -> float:
-    v = float(v)
+    v = _float(v, what)
     if not (0.0 <= v < 1.0):
         raise ValueError(f"{what} must be in [0, 1), got {v!r}")
     return v
 
 
 def _positive(v: float, what: str, allow_zero: bool = False) -> float:
-    v = float(v)
+    v = _float(v, what)
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise ValueError(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {v!r}")
     return v
@@ -65,7 +74,19 @@ def _schedule_or_number(v, what: str, momentum: bool = False) -> float | Schedul
 
 @dataclass
 class Optimizer:
-    """Base class. ``kind`` is the C++ update; ``hyper()`` its fixed hyperparameters."""
+    """Base class. ``kind`` is the C++ update; ``hyper()`` its fixed hyperparameters.
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch).
+
+    Raises
+    ------
+    ValueError
+        A negative or non-finite learning rate, a momentum outside [0, 1), or another
+        hyperparameter out of its range (the message names it).
+    """
 
     lr: float | Schedule = 0.01
     kind: str = field(init=False, default="sgd")
@@ -76,9 +97,11 @@ class Optimizer:
 
     @property
     def momentum_value(self) -> float | Schedule:
+        """The momentum (a number or a schedule); 0 for optimizers without one."""
         return getattr(self, "momentum", 0.0)
 
     def hyper(self) -> dict[str, float]:
+        """The fixed hyperparameters handed to the C++ update (names as in ``StepHyper``)."""
         return {}
 
     def config(self) -> dict[str, Any]:
@@ -91,15 +114,31 @@ class Optimizer:
         return out
 
     def lr_values(self, steps: np.ndarray, steps_per_epoch: int) -> np.ndarray:
+        """The learning rate at each global step in ``steps`` (int array), float64, same shape."""
         return as_schedule(self.lr).values(steps, steps_per_epoch)
 
     def momentum_values(self, steps: np.ndarray, steps_per_epoch: int) -> np.ndarray:
+        """The momentum at each global step in ``steps`` (int array), float64, same shape."""
         return as_schedule(self.momentum_value).values(steps, steps_per_epoch)
 
 
 @dataclass
 class SGD(Optimizer):
-    """Stochastic gradient descent; with ``momentum > 0`` momentum SGD, with ``nesterov`` Nesterov's."""
+    """Stochastic gradient descent; with ``momentum > 0`` momentum SGD, with ``nesterov`` Nesterov's.
+
+    ``w -= lr * g``; with momentum the CS231n form ``v = mu * v - lr * g; w += v``; with Nesterov
+    ``v_prev = v; v = mu * v - lr * g; w += -mu * v_prev + (1 + mu) * v``. At a constant learning
+    rate these take exactly the steps of ``torch.optim.SGD(lr, momentum, nesterov)``.
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch).
+    momentum : float or Schedule
+        ``mu`` in [0, 1) (or a schedule, e.g. ``schedules.linear(0.5, 0.99, 20)``); 0 is plain SGD.
+    nesterov : bool
+        Nesterov's momentum (needs ``momentum > 0``).
+    """
 
     lr: float | Schedule = 0.01
     momentum: float | Schedule = 0.0
@@ -116,14 +155,16 @@ class SGD(Optimizer):
 
 @dataclass
 class Momentum(SGD):
-    """SGD with (CS231n-form) momentum."""
+    """SGD with (CS231n-form) momentum: :class:`SGD` (same ``lr``, ``momentum``, ``nesterov``) with
+    ``momentum=0.9`` by default."""
 
     momentum: float | Schedule = 0.9
 
 
 @dataclass
 class Nesterov(SGD):
-    """Nesterov momentum in the CS231n form."""
+    """Nesterov momentum in the CS231n form: :class:`SGD` (same ``lr``, ``momentum``, ``nesterov``) with
+    ``momentum=0.9, nesterov=True`` by default."""
 
     momentum: float | Schedule = 0.9
     nesterov: bool = True
@@ -131,6 +172,17 @@ class Nesterov(SGD):
 
 @dataclass
 class Adagrad(Optimizer):
+    """Adagrad: ``c += g**2; w -= lr * g / (sqrt(c) + eps)`` (``torch.optim.Adagrad`` with
+    ``initial_accumulator_value=0`` and this ``eps``).
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch).
+    eps : float
+        Added to the root of the accumulated squares (> 0).
+    """
+
     lr: float | Schedule = 0.01
     eps: float = 1e-8
 
@@ -145,6 +197,19 @@ class Adagrad(Optimizer):
 
 @dataclass
 class RMSProp(Optimizer):
+    """RMSProp: ``c = decay * c + (1 - decay) * g**2; w -= lr * g / (sqrt(c) + eps)``
+    (``torch.optim.RMSprop(alpha=decay)``, not centred, no momentum).
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch).
+    decay : float
+        Decay rate of the squared-gradient average, in [0, 1) (CS231n's ``decay_rate``).
+    eps : float
+        Added to the root (> 0).
+    """
+
     lr: float | Schedule = 0.01
     decay: float = 0.99
     eps: float = 1e-8
@@ -161,6 +226,23 @@ class RMSProp(Optimizer):
 
 @dataclass
 class Adam(Optimizer):
+    """Adam with bias correction (``torch.optim.Adam``): ``m = b1 m + (1 - b1) g``,
+    ``v = b2 v + (1 - b2) g**2``, ``w -= lr * m_hat / (sqrt(v_hat) + eps)`` with
+    ``m_hat = m / (1 - b1**t)``, ``v_hat = v / (1 - b2**t)`` and ``t`` the 1-based step.
+
+    The model's ``l2`` penalty is added to the gradient (coupled, like PyTorch's
+    ``Adam(weight_decay=...)``); use :class:`AdamW` for decoupled decay.
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch).
+    betas : (float, float)
+        ``(b1, b2)``, each in [0, 1).
+    eps : float
+        Added to the root (> 0).
+    """
+
     lr: float | Schedule = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
@@ -178,7 +260,21 @@ class Adam(Optimizer):
 
 @dataclass
 class AdamW(Adam):
-    """Adam with decoupled weight decay (``w *= 1 - lr * weight_decay`` on weights each step)."""
+    """Adam with decoupled weight decay (``w *= 1 - lr * weight_decay`` on weights each step).
+
+    The decay applies to Dense weights only (``Dense(decay=True)``), never to biases, batch-norm
+    parameters or PReLU slopes: PyTorch's ``AdamW`` with two parameter groups, the weights with
+    ``weight_decay`` and the rest with 0.
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch).
+    betas, eps
+        As :class:`Adam`.
+    weight_decay : float
+        Decoupled decay rate, >= 0 (default 0.01).
+    """
 
     weight_decay: float = 0.01
 
@@ -193,6 +289,19 @@ class AdamW(Adam):
 
 @dataclass
 class Adadelta(Optimizer):
+    """Adadelta (Zeiler; ``torch.optim.Adadelta``): ``a = rho a + (1 - rho) g**2``,
+    ``d = sqrt(u + eps) / sqrt(a + eps) * g``, ``u = rho u + (1 - rho) d**2``, ``w -= lr * d``.
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch) (1 in the paper).
+    rho : float
+        Decay of both running averages, in [0, 1).
+    eps : float
+        Added inside both roots (> 0).
+    """
+
     lr: float | Schedule = 1.0
     rho: float = 0.9
     eps: float = 1e-6
@@ -209,7 +318,22 @@ class Adadelta(Optimizer):
 
 @dataclass
 class Rprop(Optimizer):
-    """Resilient backpropagation (full-batch): per-weight steps grown on sign agreement."""
+    """Resilient backpropagation (full-batch): per-weight steps grown on sign agreement.
+
+    Each weight keeps a step size (starting at ``lr``) multiplied by ``eta_plus`` when its gradient
+    keeps its sign and by ``eta_minus`` when it flips (that step then skips the weight), clipped to
+    ``step_sizes``; the weight moves by ``-sign(g) * step`` (``torch.optim.Rprop``). The trainer
+    hands it the whole training set every step.
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch): the initial step size.
+    etas : (float, float)
+        ``(eta_minus, eta_plus)`` with ``0 < eta_minus <= 1 <= eta_plus``.
+    step_sizes : (float, float)
+        ``(min, max)`` step size, ``0 < min <= max``.
+    """
 
     lr: float | Schedule = 0.01
     etas: tuple[float, float] = (0.5, 1.2)
@@ -236,7 +360,21 @@ class AdaptiveGains(Optimizer):
     """Per-weight adaptive gains (Jacobs; Hinton's lecture 6) with momentum.
 
     A weight's gain grows by ``gain_add`` while its gradient keeps its sign and shrinks by the
-    factor ``gain_mul`` when it flips, clipped to ``gain_range``.
+    factor ``gain_mul`` when it flips, clipped to ``gain_range``; then
+    ``v = momentum * v - lr * gain * g; w += v``.
+
+    Parameters
+    ----------
+    lr : float or Schedule
+        Learning rate, >= 0, or a :mod:`fastnn.schedules` schedule (or a callable of the epoch).
+    momentum : float or Schedule
+        In [0, 1).
+    gain_add : float
+        Additive gain increase (>= 0).
+    gain_mul : float
+        Multiplicative gain decrease, in (0, 1].
+    gain_range : (float, float)
+        ``(min, max)`` gain, ``0 < min <= max``.
     """
 
     lr: float | Schedule = 0.01
@@ -266,7 +404,19 @@ class LBFGS(Optimizer):
     """Full-batch L-BFGS through ``scipy.optimize.minimize(method="L-BFGS-B")`` (needs SciPy).
 
     The objective and its gradient are fastnn's C++ forward/backward on the whole training set
-    (float64 parameters handed to SciPy; the model may be float32). ``max_iter`` is per epoch.
+    (float64 parameters handed to SciPy; the model may be float32). One trainer epoch is one
+    ``minimize`` call. Needs SciPy (``pip install 'fastnn[scipy]'``; an ``ImportError`` says so).
+
+    Parameters
+    ----------
+    lr : float
+        Unused by L-BFGS (kept for a uniform interface).
+    max_iter : int
+        L-BFGS iterations per epoch (>= 1).
+    history : int
+        Correction pairs kept (SciPy's ``maxcor``, >= 1).
+    tol : float
+        SciPy's ``gtol`` and ``ftol``.
     """
 
     lr: float | Schedule = 1.0
@@ -288,7 +438,28 @@ _NAMES = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": Ada
 
 
 def resolve_optimizer(opt: str | Optimizer, **kwargs: Any) -> Optimizer:
-    """An optimizer from a name (e.g. ``"adam"``, with keyword hyperparameters) or as given."""
+    """An optimizer from a name (with keyword hyperparameters) or an optimizer as given.
+
+    Parameters
+    ----------
+    opt : str or Optimizer
+        ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``, ``"rmsprop"``, ``"adam"``,
+        ``"adamw"``, ``"adadelta"``, ``"rprop"``, ``"gains"`` (:class:`AdaptiveGains`), ``"lbfgs"``
+        (case-insensitive), or an :class:`Optimizer` (returned unchanged).
+    **kwargs
+        The named optimizer's constructor arguments, e.g. ``resolve_optimizer("adam", lr=3e-3)``.
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or a bad hyperparameter.
+    TypeError
+        Keyword arguments together with an Optimizer object.
+    """
     if isinstance(opt, Optimizer):
         if kwargs:
             raise TypeError("hyperparameters go to the optimizer's constructor, not here")

@@ -37,14 +37,14 @@ _NONLINEAR = ("ReLU", "LeakyReLU", "PReLU", "ELU", "Maxout", "Tanh", "Sigmoid")
 _SATURATING = ("Tanh", "Sigmoid")
 
 
-def _figure(figsize: tuple[float, float]) -> Figure:
-    """A new Agg-backed Figure (no pyplot), with constrained layout."""
+def _figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Figure:
+    """A new Agg-backed Figure (no pyplot), with constrained layout by default."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError("fastnn's plots need matplotlib: pip install 'fastnn[plot]'") from None
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -219,6 +219,10 @@ def accuracy_curve(history: History | dict) -> Figure:
         ax.legend(loc="upper right")
     if panels == 0:
         axes[0].text(0.5, 0.5, "no epochs recorded yet", ha="center", va="center", transform=axes[0].transAxes)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     return fig
 
 
@@ -436,8 +440,8 @@ def _log_sensible(series: list[np.ndarray], spread: float = 20.0) -> bool:
 
 
 def distributions(acts: Sequence[np.ndarray], grads: Sequence[np.ndarray] | None, layer_names: Sequence[str],
-                  bins: int = 50) -> Figure:
-    """Histograms of every layer's outputs (top row) and of the loss gradient w.r.t. them (bottom row).
+                  bins: int = 50, max_cols: int = 5) -> Figure:
+    """Histograms of every layer's outputs and of the loss gradient with respect to them.
 
     The CS231n plot of activation and gradient distributions per layer: outputs should keep a
     healthy spread with depth (not collapse to 0, not pile up at +-1), gradients should not vanish
@@ -452,38 +456,60 @@ def distributions(acts: Sequence[np.ndarray], grads: Sequence[np.ndarray] | None
         One per layer, e.g. ``["0 Dense", "1 ReLU", ...]``.
     bins : int
         Histogram bins.
+    max_cols : int
+        Layers per row of panels; deeper networks wrap onto further rows (each layer's output
+        histogram with its gradient histogram below it).
 
     Returns
     -------
     Figure
-        Axes row 0 (and row 1 for gradients), one column per layer; each holds the
-        ``np.histogram(values.ravel(), bins)`` counts of the finite values as its bar patches.
+        ``fig.axes[j]`` is layer ``j``'s output histogram and, with gradients,
+        ``fig.axes[len(acts) + j]`` its gradient histogram (on a log count axis: gradients have
+        long tails). Each holds one patch (``ax.patches[0]``, a ``StepPatch`` whose ``get_data()``
+        gives the counts and edges of ``np.histogram(finite values, bins)``).
     """
     if len(layer_names) != len(acts) or (grads is not None and len(grads) != len(acts)):
         raise ValueError(f"{len(acts)} activations, {0 if grads is None else len(grads)} gradients and "
                          f"{len(layer_names)} names: give one of each per layer")
     n = len(acts)
-    rows = 1 if grads is None else 2
-    fig = _figure((max(4.0, 2.6 * n), 2.6 * rows + 0.4))
-    axes = np.atleast_2d(fig.subplots(rows, max(n, 1), squeeze=False))
+    per = 1 if grads is None else 2
+    cols = max(1, min(n, int(max_cols)))
+    blocks = max(1, math.ceil(n / cols))
+    rows = blocks * per
+    # a fixed layout: constrained layout doubles the drawing time of these many small axes
+    width, height = max(4.0, 2.9 * cols), 2.9 * rows + 0.6
+    fig = _figure((width, height), layout=None)
+    gs = fig.add_gridspec(rows, cols, left=0.75 / width, right=1 - 0.2 / width, bottom=0.45 / height,
+                          top=1 - 1.25 / height, wspace=0.35, hspace=0.8)
+    cells = [divmod(j, cols) for j in range(n)]
+    out_axes = [fig.add_subplot(gs[b * per, c]) for b, c in cells]
+    grad_axes = [fig.add_subplot(gs[b * per + 1, c]) for b, c in cells] if grads is not None else []
     for j in range(n):
-        _hist(axes[0, j], acts[j], bins, "tab:blue", f"{layer_names[j]}\noutputs")
+        first_col = cells[j][1] == 0
+        _hist(out_axes[j], acts[j], bins, "tab:blue", f"{layer_names[j]}: outputs")
+        if first_col:
+            out_axes[j].set_ylabel("count")
         if grads is not None:
-            _hist(axes[1, j], grads[j], bins, "tab:red", f"{layer_names[j]}\ngradients")
-    axes[0, 0].set_ylabel("count")
-    if grads is not None:
-        axes[1, 0].set_ylabel("count")
-    fig.suptitle("Distributions of layer outputs (top) and of the gradients w.r.t. them (bottom)"
-                 if grads is not None else "Distributions of layer outputs")
+            _hist(grad_axes[j], grads[j], bins, "tab:red", f"{layer_names[j]}: gradients", log=True)
+            if first_col:
+                grad_axes[j].set_ylabel("count (log scale)")
+    fig.suptitle("Distributions of each layer's outputs (blue) and of the loss gradient w.r.t. them (red)"
+                 if grads is not None else "Distributions of each layer's outputs")
     return fig
 
 
-def _hist(ax: Any, values: np.ndarray, bins: int, color: str, title: str) -> None:
+def _hist(ax: Any, values: np.ndarray, bins: int, color: str, title: str, log: bool = False) -> None:
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
     if len(v):
         counts, edges = np.histogram(v, bins=bins)
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=color, alpha=0.8, linewidth=0)
+        ax.stairs(counts, edges, fill=True, color=color, alpha=0.8)
+        if log:
+            from matplotlib.ticker import LogLocator, NullLocator
+
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(numticks=5))
+            ax.yaxis.set_minor_locator(NullLocator())  # minor ticks on 9+ small log axes cost most of the drawing
         ax.set_title(f"{title}\nmean {v.mean():.2g}, std {v.std():.2g}", fontsize="small")
     else:
         ax.set_title(f"{title}\n(no finite values)", fontsize="small")

@@ -24,6 +24,19 @@ __all__ = ["SanityCheck", "SanityReport", "loss_at_chance", "regularization_rais
 
 @dataclass
 class SanityCheck:
+    """The outcome of one check: what was expected, what was measured, and advice on failure.
+
+    Parameters
+    ----------
+    name : str
+        E.g. ``"loss at chance"``.
+    passed : bool
+    expected, actual : str
+        What the check wanted and what it measured, as text.
+    advice : str
+        What to look at when it failed (empty when it passed).
+    """
+
     name: str
     passed: bool
     expected: str
@@ -31,19 +44,24 @@ class SanityCheck:
     advice: str = ""
 
     def line(self) -> str:
+        """``[PASS] name: expected ..., got ...`` (plus an ``advice:`` line on failure)."""
         s = f"[{'PASS' if self.passed else 'FAIL'}] {self.name}: expected {self.expected}, got {self.actual}"
         return s if self.passed or not self.advice else f"{s}\n       advice: {self.advice}"
 
 
 @dataclass
 class SanityReport:
+    """The checks of :func:`sanity_check`; ``str(report)`` is :meth:`report`."""
+
     checks: list[SanityCheck] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
+        """True when every check passed."""
         return all(c.passed for c in self.checks)
 
     def report(self) -> str:
+        """A ``PASSED``/``FAILED`` header and one line per check, with advice for failures."""
         head = f"sanity checks: {'PASSED' if self.passed else 'FAILED'}"
         return "\n".join([head] + [c.line() for c in self.checks])
 
@@ -59,7 +77,8 @@ def _copy_without_penalty(model: Any) -> Any:
 
 
 def _rows(m: Any, X: Any, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    Xc = m._check_X(X)
+    Xc = m.preprocess(X)  # raw data through the model's preprocessing, if any
+    m.preprocessing = None  # the copy then works on network inputs only (evaluate would re-apply it)
     yc = m._check_y(y, Xc.shape[0])
     Xc, yc = Xc[:n], yc[:n]
     m._reserve(len(Xc))
@@ -67,7 +86,24 @@ def _rows(m: Any, X: Any, y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def loss_at_chance(model: Any, X: Any, y: Any, *, rtol: float = 0.05, n: int = 500) -> SanityCheck:
-    """Loss with small weights (0.01 N(0, 1)), zero biases and no penalty vs the chance level."""
+    """Loss with small weights (0.01 N(0, 1)), zero biases and no penalty vs the chance level.
+
+    Parameters
+    ----------
+    model : Sequential
+        Checked on a copy (penalties off, weights re-drawn small).
+    X, y : array-like
+        Data and labels; the first ``n`` rows are used (training mode).
+    rtol : float
+        Allowed relative distance from the chance level.
+    n : int
+        Rows used.
+
+    Returns
+    -------
+    SanityCheck
+        Passed (and skipped) for regression losses.
+    """
     kind = model.loss.kind
     if kind == "mse":
         return SanityCheck("loss at chance", True, "n/a for regression", "skipped")
@@ -93,7 +129,23 @@ def loss_at_chance(model: Any, X: Any, y: Any, *, rtol: float = 0.05, n: int = 5
 
 
 def regularization_raises_loss(model: Any, X: Any, y: Any, *, l2: float = 1.0, n: int = 500) -> SanityCheck:
-    """The loss at the current weights with a strong L2 penalty must exceed the loss without."""
+    """The loss at the current weights with a strong L2 penalty must exceed the loss without.
+
+    Parameters
+    ----------
+    model : Sequential
+        Checked on a copy.
+    X, y : array-like
+        The first ``n`` rows are used.
+    l2 : float
+        The strong penalty.
+    n : int
+        Rows used.
+
+    Returns
+    -------
+    SanityCheck
+    """
     m = _copy_without_penalty(model)
     Xc, yc = _rows(m, X, y, n)
     plain = m._net.loss_and_grad(Xc, yc, True)[0]
@@ -110,7 +162,25 @@ def overfit_small_subset(model: Any, X: Any, y: Any, *, n: int = 20, steps: int 
                          target_accuracy: float = 1.0, loss_threshold: float = 0.1) -> SanityCheck:
     """Train a fresh copy (no penalty) on ``n`` examples, full batch, for up to ``steps`` steps:
     it must reach ``target_accuracy`` on them (classification) and a loss below
-    ``loss_threshold`` times the initial one."""
+    ``loss_threshold`` times the initial one.
+
+    Parameters
+    ----------
+    model : Sequential
+        A copy is re-initialised from the model's seed and trained.
+    X, y : array-like
+        The first ``n`` rows are the subset.
+    n, steps : int
+        Subset size and step budget.
+    optimizer : Optimizer, optional
+        Default ``optim.Adam(lr=1e-2)``.
+    target_accuracy, loss_threshold : float
+        What counts as overfitted.
+
+    Returns
+    -------
+    SanityCheck
+    """
     from fastnn import optim
 
     m = _copy_without_penalty(model)
@@ -143,6 +213,26 @@ def overfit_small_subset(model: Any, X: Any, y: Any, *, n: int = 20, steps: int 
 
 def sanity_check(model: Any, X: Any, y: Any, **kwargs: Any) -> SanityReport:
     """Run :func:`loss_at_chance`, :func:`regularization_raises_loss` and
-    :func:`overfit_small_subset`; ``kwargs`` go to the overfitting check (n, steps, optimizer)."""
+    :func:`overfit_small_subset`; ``kwargs`` go to the overfitting check (n, steps, optimizer).
+
+    Parameters
+    ----------
+    model : Sequential
+        Left untouched (every check works on a copy).
+    X, y : array-like
+        Training data (preprocessed as for training).
+
+    Returns
+    -------
+    SanityReport
+        ``.passed`` and ``.report()``.
+
+    Raises
+    ------
+    ValueError
+        Bad data, as :meth:`Sequential.evaluate <fastnn.model.Sequential.evaluate>`.
+    TypeError
+        Labels of the wrong kind.
+    """
     return SanityReport([loss_at_chance(model, X, y), regularization_raises_loss(model, X, y),
                          overfit_small_subset(model, X, y, **kwargs)])

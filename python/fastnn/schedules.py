@@ -36,7 +36,24 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Schedule:
-    """A pure function ``t -> value`` with the unit ``t`` is measured in."""
+    """A pure function ``t -> value`` with the unit ``t`` is measured in.
+
+    Calling a schedule evaluates it: ``cosine(0.1, 10)(5.0) == 0.05``; arrays give arrays.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(t) -> values`` on a float64 array ``t``, vectorised with NumPy.
+    unit : {"epoch", "step"}
+        What ``t`` counts.
+    description : str
+        Shown by ``repr`` (and recorded in checkpoints).
+
+    Raises
+    ------
+    ValueError
+        An unknown unit.
+    """
 
     fn: Callable[[np.ndarray], np.ndarray]
     unit: str = "epoch"
@@ -69,12 +86,36 @@ def _check_positive(v: float, what: str, allow_zero: bool = False) -> float:
 
 
 def constant(value: float) -> Schedule:
+    """The same ``value`` (>= 0) at every step.
+
+    Raises
+    ------
+    ValueError
+        A negative or non-finite value.
+    """
     value = _check_positive(value, "value", allow_zero=True)
     return Schedule(lambda t: np.full_like(t, value), "step", f"constant({value})")
 
 
 def step_decay(initial: float, factor: float = 0.5, every: float = 10, unit: str = "epoch") -> Schedule:
-    """``initial * factor ** floor(t / every)`` (the notes' "reduce by half every few epochs")."""
+    """``initial * factor ** floor(t / every)`` (the notes' "reduce by half every few epochs").
+
+    Parameters
+    ----------
+    initial : float
+        Value at ``t = 0`` (> 0).
+    factor : float
+        Multiplier applied every ``every`` units (> 0; < 1 decays).
+    every : float
+        Period in units (> 0).
+    unit : {"epoch", "step"}
+        What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
+
+    Raises
+    ------
+    ValueError
+        Non-positive or non-finite arguments.
+    """
     initial = _check_positive(initial, "initial")
     factor = _check_positive(factor, "factor")
     every = _check_positive(every, "every")
@@ -83,21 +124,56 @@ def step_decay(initial: float, factor: float = 0.5, every: float = 10, unit: str
 
 
 def exponential(initial: float, k: float, unit: str = "epoch") -> Schedule:
-    """``initial * exp(-k t)``."""
+    """``initial * exp(-k t)``.
+
+    Parameters
+    ----------
+    initial : float
+        Value at ``t = 0`` (> 0).
+    k : float
+        Decay rate per unit (>= 0).
+    unit : {"epoch", "step"}
+        What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
+    """
     initial = _check_positive(initial, "initial")
     k = _check_positive(k, "k", allow_zero=True)
     return Schedule(lambda t: initial * np.exp(-k * t), unit, f"exponential({initial}, k={k}/{unit})")
 
 
 def inverse_time(initial: float, k: float, unit: str = "epoch") -> Schedule:
-    """``initial / (1 + k t)`` (1/t decay)."""
+    """``initial / (1 + k t)`` (1/t decay).
+
+    Parameters
+    ----------
+    initial : float
+        Value at ``t = 0`` (> 0).
+    k : float
+        Decay rate per unit (>= 0).
+    unit : {"epoch", "step"}
+        What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
+    """
     initial = _check_positive(initial, "initial")
     k = _check_positive(k, "k", allow_zero=True)
     return Schedule(lambda t: initial / (1.0 + k * t), unit, f"inverse_time({initial}, k={k}/{unit})")
 
 
 def piecewise(boundaries: Sequence[float], values: Sequence[float], unit: str = "epoch") -> Schedule:
-    """``values[i]`` for ``boundaries[i-1] <= t < boundaries[i]`` (len(values) = len(boundaries) + 1)."""
+    """``values[i]`` for ``boundaries[i-1] <= t < boundaries[i]`` (len(values) = len(boundaries) + 1).
+
+    Parameters
+    ----------
+    boundaries : sequence of float
+        Increasing change points, in units.
+    values : sequence of float
+        One more value than boundaries, each finite and >= 0.
+    unit : {"epoch", "step"}
+        What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
+
+    Raises
+    ------
+    ValueError
+        Wrong lengths, boundaries that do not increase, negative or non-finite values.
+    """
     b = np.asarray(boundaries, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     if v.shape != (b.size + 1,):
@@ -111,7 +187,21 @@ def piecewise(boundaries: Sequence[float], values: Sequence[float], unit: str = 
 
 
 def cosine(initial: float, total: float, final: float = 0.0, unit: str = "epoch") -> Schedule:
-    """Cosine annealing from ``initial`` to ``final`` over ``total`` units, then ``final``."""
+    """Cosine annealing from ``initial`` to ``final`` over ``total`` units, then ``final``.
+
+    ``final + (initial - final) * (1 + cos(pi * t / total)) / 2``.
+
+    Parameters
+    ----------
+    initial : float
+        Value at ``t = 0`` (> 0).
+    total : float
+        Length of the annealing in units (> 0), usually the number of epochs.
+    final : float
+        Value from ``t = total`` on (>= 0).
+    unit : {"epoch", "step"}
+        What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
+    """
     initial = _check_positive(initial, "initial")
     total = _check_positive(total, "total")
     final = _check_positive(final, "final", allow_zero=True)
@@ -125,7 +215,26 @@ def cosine(initial: float, total: float, final: float = 0.0, unit: str = "epoch"
 
 def cosine_restarts(initial: float, period: float, mult: float = 1.0, final: float = 0.0,
                     unit: str = "epoch") -> Schedule:
-    """SGDR: cosine annealing restarted every period, each period ``mult`` times longer."""
+    """SGDR: cosine annealing restarted every period, each period ``mult`` times longer.
+
+    Parameters
+    ----------
+    initial : float
+        Value at the start of every period (> 0).
+    period : float
+        Length of the first period in units (> 0).
+    mult : float
+        Each period is ``mult`` (>= 1) times longer than the one before.
+    final : float
+        Value at the end of every period (>= 0).
+    unit : {"epoch", "step"}
+        What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
+
+    Raises
+    ------
+    ValueError
+        ``mult < 1`` or non-positive ``initial`` / ``period``.
+    """
     initial = _check_positive(initial, "initial")
     period = _check_positive(period, "period")
     if mult < 1:
@@ -147,7 +256,17 @@ def cosine_restarts(initial: float, period: float, mult: float = 1.0, final: flo
 
 
 def linear(start: float, end: float, duration: float, unit: str = "epoch") -> Schedule:
-    """From ``start`` to ``end`` linearly over ``duration``, then ``end`` (e.g. momentum 0.5 -> 0.99)."""
+    """From ``start`` to ``end`` linearly over ``duration``, then ``end`` (e.g. momentum 0.5 -> 0.99).
+
+    Parameters
+    ----------
+    start, end : float
+        Values at ``t = 0`` and from ``t = duration`` on.
+    duration : float
+        Length of the ramp in units (> 0).
+    unit : {"epoch", "step"}
+        What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
+    """
     duration = _check_positive(duration, "duration")
     return Schedule(lambda t: start + (end - start) * np.clip(t / duration, 0.0, 1.0), unit,
                     f"linear({start} -> {end} over {duration} {unit}s)")
@@ -157,6 +276,22 @@ def warmup(schedule: Schedule | float, duration: float, start: float = 0.0, unit
     """Linear warm-up from ``start`` to the schedule's value over ``duration``, then the schedule.
 
     The warm-up is measured in the schedule's unit (or ``unit`` for a constant).
+
+    Parameters
+    ----------
+    schedule : Schedule or float
+        What follows the warm-up (a number is a constant schedule).
+    duration : float
+        Length of the warm-up in units (> 0).
+    start : float
+        Value at ``t = 0``.
+    unit : {"epoch", "step"}, optional
+        Must match the wrapped schedule's unit when given.
+
+    Raises
+    ------
+    ValueError
+        A non-positive duration, or a ``unit`` other than the schedule's.
     """
     sched = as_schedule(schedule)
     u = unit or sched.unit
@@ -173,14 +308,29 @@ def warmup(schedule: Schedule | float, duration: float, start: float = 0.0, unit
 
 
 def linear_scaling(base_lr: float, batch_size: int, base_batch_size: int = 256) -> float:
-    """The linear scaling rule for large batches: ``base_lr * batch_size / base_batch_size``."""
+    """The linear scaling rule for large batches: ``base_lr * batch_size / base_batch_size``.
+
+    Raises
+    ------
+    ValueError
+        Batch sizes < 1 or a non-positive ``base_lr``.
+    """
     if batch_size < 1 or base_batch_size < 1:
         raise ValueError("batch sizes must be >= 1")
     return _check_positive(base_lr, "base_lr") * batch_size / base_batch_size
 
 
 def as_schedule(value: float | Schedule | Callable) -> Schedule:
-    """A constant for a number; a Schedule as is; a plain callable of the epoch as a Schedule."""
+    """A schedule from a number (a constant), a Schedule (as is) or a callable ``f(epoch)`` (in epochs).
+
+    Parameters
+    ----------
+    value : float, Schedule or callable
+
+    Returns
+    -------
+    Schedule
+    """
     if isinstance(value, Schedule):
         return value
     if callable(value):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from fastnn.callbacks import Callback, History
+from fastnn.datasets import balanced_order  # the one class-balanced sampler, public in datasets
 from fastnn.model import Sequential
 from fastnn.optim import Optimizer, resolve_optimizer
 
@@ -30,7 +31,32 @@ __all__ = ["Trainer", "NonFiniteLossError", "balanced_order"]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; the update of that step was not applied."""
+    """Training produced a NaN or infinite loss; the update of that step was not applied.
+
+    The message says where (step, epoch), where the first non-finite values appeared (a layer's
+    output, or the input batch itself) and the usual cause (too high a learning rate).
+
+    Parameters
+    ----------
+    loss : float
+        The non-finite loss.
+    step : int
+        The global step (0-based) whose loss it was.
+    epoch : int or None
+        The (1-based) epoch, None outside :meth:`Trainer.fit`.
+    restored : bool
+        True when the weights had gone non-finite earlier in the epoch and were restored from the
+        start of the epoch.
+    layer : str or None
+        ``"<index> (<class>)"`` of the first layer whose output held NaN/inf, if any.
+    bad_input : bool
+        True when the input batch itself held NaN/inf.
+
+    Attributes
+    ----------
+    loss, step, epoch, restored, layer, bad_input
+        As given.
+    """
 
     def __init__(self, loss: float, step: int, epoch: int | None, restored: bool = False,
                  layer: str | None = None, bad_input: bool = False) -> None:
@@ -55,21 +81,6 @@ def _nonfinite_origin(model: Any) -> dict[str, Any]:
     return {"layer": layer, "bad_input": bool(model._net.nonfinite_input)}
 
 
-def balanced_order(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` row indices drawn so that every class appears equally often (with replacement
-    within small classes), shuffled."""
-    classes = np.unique(y)
-    per = -(-n // len(classes))
-    parts = []
-    for c in classes:
-        idx = np.flatnonzero(y == c)
-        reps = -(-per // len(idx))
-        pool = np.concatenate([rng.permutation(idx) for _ in range(reps)])
-        parts.append(pool[:per])
-    order = rng.permutation(np.concatenate(parts))[:n]
-    return order.astype(np.int64)
-
-
 class Trainer:
     """Fit a :class:`~fastnn.Sequential` with an optimizer and callbacks.
 
@@ -82,6 +93,26 @@ class Trainer:
     progress : bool or "auto"
         A tqdm progress bar (epoch, loss, accuracy, ETA, samples/s) when stderr is a terminal and
         tqdm is installed ("auto"), always (True, needs tqdm), or never.
+
+    Attributes
+    ----------
+    history : History
+        What :meth:`fit` recorded (also returned by it).
+    epoch : int
+        Epochs completed (restored by :meth:`load_checkpoint`).
+    stop_training : bool
+        Set by a callback to end training after the current epoch.
+    lr_scale, min_lr : float
+        Factor on the scheduled learning rate and its lower bound (``ReduceLROnPlateau``).
+    current_lr : float
+        The learning rate of the last step taken.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a Sequential, or a callback is not a :class:`~fastnn.callbacks.Callback`.
+    ValueError
+        An unknown optimizer name.
     """
 
     def __init__(self, model: Sequential, optimizer: str | Optimizer = "adam", *,
@@ -134,13 +165,21 @@ class Trainer:
 
     def fit(self, X: Any, y: Any, *, epochs: int = 10, batch_size: int = 64,
             validation_data: tuple | None = None, shuffle: bool = True, balanced: bool = False,
-            eval_train_samples: int = 1000, resume_from: str | Path | None = None) -> History:
+            eval_train_samples: int = 1000, resume_from: str | Path | None = None,
+            augment: Any = None) -> History:
         """Train for ``epochs`` epochs (counting those already done when resuming).
+
+        With ``model.preprocessing`` attached, it is fitted on ``X`` (the training split only)
+        unless already fitted, and applied once, up front, to ``X`` and the validation data; a
+        :class:`fastnn.preprocessing.LeakageWarning` says when validation rows were among the rows
+        it was fitted on.
 
         Parameters
         ----------
         X, y : arrays
-            Training data (N, features) and labels (N,) (targets (N, outputs) for MSE).
+            Training data (N, features) and labels (N,) (targets (N, outputs) for MSE; for softmax
+            cross-entropy also soft targets (N, classes), one probability distribution per row, as in
+            distillation: :func:`fastnn.ensemble.distill`).
         epochs : int
             Total epochs; an epoch is a full pass over the training set.
         batch_size : int
@@ -157,6 +196,11 @@ class Trainer:
             A checkpoint written by :meth:`save_checkpoint` (or ModelCheckpoint): weights,
             optimizer state, counters, history and callback states are restored and training
             continues from the epoch after it.
+        augment : fastnn.augment.Augment, optional
+            Random image augmentation of every training mini-batch (gathered, augmented in C++, then
+            one training step; keyed by the global step, so reproducible and resumable). Images
+            are (N, H, W, C) / (N, C, H, W) arrays or flat rows with ``Augment(image_shape=...)``;
+            it acts on the network input (after preprocessing). Evaluation never augments.
 
         Returns
         -------
@@ -166,19 +210,27 @@ class Trainer:
         ------
         NonFiniteLossError
             A loss became NaN/inf (the step's update is skipped; weights stay finite).
-        ValueError / TypeError
-            Bad data or hyperparameters, named.
+        ValueError
+            Bad data (shapes, NaN/inf, labels out of range) or hyperparameters, named.
+        TypeError
+            Data of the wrong kind (e.g. float labels for a classification loss).
+        ImportError
+            ``progress=True`` without tqdm, or :class:`~fastnn.optim.LBFGS` without SciPy.
         """
         model = self.model
         if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raw_item_shape = tuple(np.shape(X)[1:]) if augment is not None else None
+        X, validation_data = self._preprocess(X, validation_data)
         Xc = model._check_X(X)
         yc = model._check_y(y, Xc.shape[0])
         N = Xc.shape[0]
         if balanced and not model.loss.classification:
             raise ValueError("balanced batches need a classification loss")
+        if balanced and yc.ndim != 1:
+            raise ValueError("balanced batches need integer class labels, not soft targets")
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
@@ -194,6 +246,12 @@ class Trainer:
         if resume_from is not None:
             self.load_checkpoint(resume_from)
         steps_per_epoch = -(-N // batch_size)
+        aug = None
+        if augment is not None:
+            if opt.kind == "lbfgs":
+                raise ValueError("augment needs mini-batch training; L-BFGS takes the whole training set at once")
+            aug = augment._bind(raw_item_shape, model.input_dim,
+                                int(np.random.SeedSequence([self.seed, 4]).generate_state(1, np.uint64)[0]))
         sub_rng = np.random.default_rng([self.seed, 3])
         sub = np.sort(sub_rng.choice(N, size=min(N, int(eval_train_samples)), replace=False))
         Xs, ys = Xc[sub], yc[sub]
@@ -211,18 +269,21 @@ class Trainer:
                 order = self._order(epoch, N, yc, shuffle, balanced)
                 if opt.kind == "lbfgs":
                     losses = self._lbfgs_epoch(Xc, yc)
+                elif aug is not None:
+                    losses = self._run_epoch_augmented(Xc, yc, order, batch_size, steps_per_epoch, epoch, snapshot,
+                                                       bar, aug)
                 else:
                     losses = self._run_epoch(Xc, yc, order, batch_size, steps_per_epoch, epoch, snapshot, bar)
                 self.history.record_batches(epoch, losses, steps_per_epoch)
                 seconds = time.perf_counter() - t0
                 logs: dict[str, float] = {"loss": float(np.mean(losses)), "lr": self.current_lr,
                                           "seconds": seconds, "samples_per_s": N / max(seconds, 1e-12)}
-                tr = model.evaluate(Xs, ys)
+                tr = model._evaluate(Xs, ys)
                 logs["train_loss"] = tr["loss"]
                 if "accuracy" in tr:
                     logs["train_acc"] = tr["accuracy"]
                 if val is not None:
-                    vr = model.evaluate(*val)
+                    vr = model._evaluate(*val)
                     logs["val_loss"] = vr["loss"]
                     if "accuracy" in vr:
                         logs["val_acc"] = vr["accuracy"]
@@ -281,6 +342,48 @@ class Trainer:
             if bar is not None:
                 bar.update(len(rows))
         return np.concatenate(out) if out else np.zeros(0)
+
+    def _preprocess(self, X: Any, validation_data: Any) -> tuple[Any, Any]:
+        """Fit the model's preprocessing on X (unless fitted), check the validation rows for
+        leakage, and transform both once."""
+        model = self.model
+        prep = model.preprocessing
+        if prep is None:
+            return X, validation_data
+        from fastnn.preprocessing import _is_fitted, check_leakage, fit_for_model, transform_for_model
+
+        if not _is_fitted(prep):
+            fit_for_model(prep, X)  # on the training split only
+        if isinstance(validation_data, tuple | list) and len(validation_data) == 2:
+            Xv = validation_data[0]
+            check_leakage(prep, Xv, "validation")
+            validation_data = (transform_for_model(prep, Xv, model.dtype, "X_val"), validation_data[1])
+        return transform_for_model(prep, X, model.dtype, "X"), validation_data
+
+    def _run_epoch_augmented(self, X: np.ndarray, y: np.ndarray, order: np.ndarray, batch: int,
+                             steps_per_epoch: int, epoch: int, snapshot: np.ndarray, bar, aug: Any) -> np.ndarray:
+        """An epoch of gather -> augment (C++) -> train step, one mini-batch at a time."""
+        net = self.model._net
+        first = int(net.step)
+        steps = first + np.arange(steps_per_epoch)
+        lrs, mus = self._epoch_schedules(steps, steps_per_epoch)
+        self.current_lr = float(lrs[-1])
+        buf = np.empty((batch, X.shape[1]), dtype=X.dtype)
+        out = np.empty(steps_per_epoch)
+        for s in range(steps_per_epoch):
+            rows = order[s * batch:min((s + 1) * batch, len(order))]
+            xb = aug(X, rows, first + s, buf[:len(rows)])
+            loss, _, _, finite = net.train_step(xb, y[rows], float(lrs[s]), float(mus[s]))
+            if not finite:
+                restored = not np.all(np.isfinite(net.params))
+                if restored:
+                    net.params[...] = snapshot
+                raise NonFiniteLossError(loss=float(loss), step=first + s, epoch=epoch + 1, restored=restored,
+                                         **_nonfinite_origin(self.model))
+            out[s] = loss
+            if bar is not None:
+                bar.update(len(rows))
+        return out
 
     def _lbfgs_epoch(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         try:

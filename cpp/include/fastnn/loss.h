@@ -4,6 +4,11 @@
 //   softmax cross-entropy: scores (N, C), labels y (N) in [0, C); numerically stable (the row
 //     maximum is subtracted). Label smoothing eps: the target puts 1 - eps on the true class and
 //     eps / (C - 1) on each other class (eps = 0: plain cross-entropy).
+//   soft-target softmax cross-entropy: scores (N, C) against target rows t (N, C) (e.g. a
+//     teacher's temperature-softened probabilities for distillation, or mixed labels): the row
+//     loss is -sum_j t'_j log p_j and its gradient S' p - t' with S' = sum_j t'_j (exact for any
+//     non-negative t; S' = 1 for distributions), where label smoothing eps maps the target as it
+//     does a label: t'_j = (1 - eps) t_j + eps / (C - 1) (1 - t_j) (eps = 0: t' = t).
 //   multiclass SVM (Weston-Watkins): L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + margin).
 //   MSE: loss = scale * sum (pred - target)^2, grad = 2 * scale * (pred - target); scale is the
 //     caller's normaliser (1 / (N * K) for a mean over elements, 0.5 / N for the CS231n L2 loss).
@@ -25,6 +30,10 @@ index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const s
                               index_t N, index_t C, double label_smoothing, bool accumulate);
 
 template <class T>
+void softmax_cross_entropy_soft(double* loss, T* dscores, const T* scores, const T* target, index_t N,
+                                index_t C, double label_smoothing, bool accumulate);
+
+template <class T>
 index_t svm_loss(double* loss, T* dscores, const T* scores, const std::int64_t* y, index_t N,
                  index_t C, double margin, bool accumulate);
 
@@ -40,6 +49,9 @@ namespace ref {
 template <class T>
 index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const std::int64_t* y,
                               index_t N, index_t C, double label_smoothing, bool accumulate);
+template <class T>
+void softmax_cross_entropy_soft(double* loss, T* dscores, const T* scores, const T* target, index_t N,
+                                index_t C, double label_smoothing, bool accumulate);
 template <class T>
 index_t svm_loss(double* loss, T* dscores, const T* scores, const std::int64_t* y, index_t N,
                  index_t C, double margin, bool accumulate);

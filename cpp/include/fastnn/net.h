@@ -124,8 +124,9 @@ class Net {
   std::int64_t opt_t = 0;
   std::uint64_t seed = 0;
 
-  // One training step on n <= max_batch rows x (n, input_dim) with class labels yc (n) or
-  // regression targets yr (n, output_dim). lr and momentum override the optimizer's for this
+  // One training step on n <= max_batch rows x (n, input_dim) with class labels yc (n) or a target
+  // array yr (n, output_dim): regression targets (MSE) or, for softmax cross-entropy with yc null,
+  // target distributions (soft targets, see loss.h). lr and momentum override the optimizer's for this
   // step. The loss is computed before the update; when it is not finite the update is skipped
   // and `finite` is false (the weights stay as they were).
   StepLoss train_step(const T* x, const std::int64_t* yc, const T* yr, index_t n, double lr,
@@ -147,7 +148,8 @@ class Net {
   // `proba` (classification losses).
   void predict(const T* X, index_t N, T* out, bool proba);
 
-  // Mean loss (without penalties) and accuracy (classification; 0 for MSE) in evaluation mode.
+  // Mean loss (without penalties) and accuracy (classification; 0 for MSE) in evaluation mode; with
+  // soft targets the accuracy counts agreement with each target row's most probable class.
   void evaluate(const T* X, const std::int64_t* Yc, const T* Yr, index_t N, double* loss,
                 double* accuracy);
 

@@ -57,7 +57,10 @@ FASTNN_INLINE float exp(float x) {
   const float e = p * r * r + r + 1.0f;
   // 2^n may be 2^128 for the largest inputs: scale in two steps to stay representable.
   const std::int32_t n1 = ni >> 1, n2 = ni - n1;
-  float y = e * bits_to_float((n1 + 127) << 23) * bits_to_float((n2 + 127) << 23);
+  // (shifted as unsigned: for a NaN input n is garbage, and a negative value shifted left is
+  // undefined behaviour; the bits of a NaN result do not matter, the defined-ness does)
+  float y = e * bits_to_float(std::int32_t(std::uint32_t(n1 + 127) << 23)) *
+            bits_to_float(std::int32_t(std::uint32_t(n2 + 127) << 23));
   y = x > hi ? std::numeric_limits<float>::infinity() : y;
   y = x < lo ? 0.0f : y;
   return y;  // NaN: every comparison above is false, r is NaN, so y is NaN
@@ -83,7 +86,8 @@ FASTNN_INLINE double exp(double x) {
   const double px = r * P;
   const double e = 1.0 + 2.0 * (px / (Q - px));
   const std::int64_t n1 = ni >> 1, n2 = ni - n1;
-  double y = e * bits_to_double((n1 + 1023) << 52) * bits_to_double((n2 + 1023) << 52);
+  double y = e * bits_to_double(std::int64_t(std::uint64_t(n1 + 1023) << 52)) *
+             bits_to_double(std::int64_t(std::uint64_t(n2 + 1023) << 52));
   y = x > hi ? std::numeric_limits<double>::infinity() : y;
   y = x < lo ? 0.0 : y;
   return y;
