@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, peak_rss_mib, run_child, save_json, thread_env, write_section  # noqa: E402
+from common import fastnn_relu_mlp, machine, peak_rss_mib, run_child, save_json, thread_env, write_section  # noqa: E402
 
 CONFIGS = {
     "M1": {"dims": (64, 256, 128, 10), "batch": 64, "bn": False, "dropout": 0.0, "steps": 50, "epochs": 4,
@@ -81,21 +81,8 @@ def make_data(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_model(name: str):
-    import fastnn
-    from fastnn.layers import BatchNorm, Dense, Dropout, ReLU
-
     cfg = CONFIGS[name]
-    dims = cfg["dims"]
-    layers: list = []
-    for i, o in zip(dims[:-2], dims[1:-1], strict=True):
-        layers.append(Dense(i, o))
-        if cfg["bn"]:
-            layers.append(BatchNorm())
-        layers.append(ReLU())
-        if cfg["dropout"]:
-            layers.append(Dropout(cfg["dropout"]))
-    layers.append(Dense(dims[-2], dims[-1]))
-    return fastnn.Sequential(layers, seed=0, max_batch=cfg["batch"])
+    return fastnn_relu_mlp(cfg["dims"], cfg["bn"], cfg["dropout"], cfg["batch"])
 
 
 def worker(names: list[str], threads: int, rounds: int) -> dict:

@@ -35,6 +35,24 @@ def time_calls(f: Callable[[], object], min_reps: int = 20, min_time: float = 0.
     return {"median": statistics.median(ts), "min": min(ts), "reps": len(ts)}
 
 
+def fastnn_relu_mlp(dims: tuple[int, ...], batchnorm: bool = False, dropout: float = 0.0, max_batch: int = 256):
+    """The benchmarks' fastnn network: (Dense -> [BatchNorm] -> ReLU -> [Dropout(p = probability of
+    dropping)]) per hidden width of ``dims``, then Dense to ``dims[-1]``; seed 0."""
+    import fastnn
+    from fastnn.layers import BatchNorm, Dense, Dropout, ReLU
+
+    layers: list = []
+    for i, o in zip(dims[:-2], dims[1:-1], strict=True):
+        layers.append(Dense(i, o))
+        if batchnorm:
+            layers.append(BatchNorm())
+        layers.append(ReLU())
+        if dropout:
+            layers.append(Dropout(dropout))
+    layers.append(Dense(dims[-2], dims[-1]))
+    return fastnn.Sequential(layers, seed=0, max_batch=max_batch)
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 

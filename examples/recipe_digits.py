@@ -133,11 +133,8 @@ print(f"best val acc {stopper.best:.3f} at epoch {stopper.best_epoch}")
 
 sections.start("diagnoses")
 # [diagnoses]
-seen = set()
-for d in monitor.diagnoses:                        # every symptom found, once per (kind, place)
-    if (d.kind, d.where) not in seen:
-        seen.add((d.kind, d.where))
-        print(d)
+for d in monitor.diagnoses:                        # one per symptom and place, with the epochs it lasted
+    print(d)
 # [/diagnoses]
 
 sections.start("plots")

@@ -67,11 +67,7 @@ for what, model, optimizer, epochs, rows in CASES:
         lines.append(f"    val acc {history.history['val_acc'][-1]:.3f}")
     except fastnn.NonFiniteLossError as err:        # raised at once; the weights stay finite
         lines.append(f"    NonFiniteLossError: {err}")
-    seen = set()
-    for d in monitor.diagnoses:
-        if (d.kind, d.where) not in seen:
-            seen.add((d.kind, d.where))
-            lines.append(f"    {d}")
+    lines += [f"    {d}" for d in monitor.diagnoses]  # one per symptom and place, with its epochs
 
 text = "\n".join(lines)
 print(text)

@@ -70,7 +70,7 @@ class Ctx:
         if self._good is None:
             pytest.importorskip("safetensors", reason="checkpoints need safetensors (extra [io])")
             m = fastnn.MLP(4, [8], 3, batchnorm=True, seed=0)
-            m.fit(self.X, self.Y, epochs=1, batch_size=16)
+            m.fit(self.X, self.Y, epochs=1, batch_size=13)  # 65 rows: no batch of 1 row for batch norm
             self._good = self.tmp / "good.safetensors"
             m.save(self._good)
         return self._good
@@ -241,6 +241,11 @@ CASES: list[Case] = [
          ValueError, r"'gamma' must have shape \(5,\)"),
     Case("batchnorm zero rows", lambda c: F.batchnorm_forward(np.zeros((0, 5)), np.ones(5), np.zeros(5),
                                                               {"mode": "train"}), ValueError, r"'x' is empty"),
+    # one row in training mode: variance 0, every output would be beta (PyTorch refuses it too)
+    Case("batchnorm train one row", lambda c: F.batchnorm_forward(c.x[:1], np.ones(5), np.zeros(5), {"mode": "train"}),
+         ValueError, r"batchnorm_forward: training mode needs more than 1 row per batch"),
+    Case("batchnorm_forward_train kernel one row", lambda c: _core.batchnorm_forward_train(c.x[:1], None, None),
+         ValueError, r"'x' has 1 row; batch norm in training mode needs more than 1 row"),
     Case("dropout keep p = 0", lambda c: F.dropout_forward(c.x, {"p": 0.0, "mode": "train"}), ValueError,
          r"dropout_param\['p'\].*\(0, 1\]"),
     Case("dropout keep p = 1.5", lambda c: F.dropout_forward(c.x, {"p": 1.5, "mode": "train"}), ValueError,
@@ -362,6 +367,14 @@ CASES: list[Case] = [
     Case("fit batch_size -1", lambda c: c.model().fit(c.X, c.Y, epochs=1, batch_size=-1), ValueError, r"batch_size"),
     Case("fit batch_size 2.5", lambda c: c.model().fit(c.X, c.Y, epochs=1, batch_size=2.5), ValueError, r"batch_size"),
     Case("fit epochs 0", lambda c: c.model().fit(c.X, c.Y, epochs=0), ValueError, r"epochs"),
+    Case("fit batchnorm batch_size 1", lambda c: c.model(batchnorm=True).fit(c.X, c.Y, epochs=1, batch_size=1),
+         ValueError, r"more than 1 row per batch"),
+    Case("train_step batchnorm one row", lambda c: c.model(batchnorm=True).train_step(c.X[:1], c.Y[:1], "sgd"),
+         ValueError, r"batch norm in training mode needs more than 1 row per batch, got a batch of 1 row"),
+    Case("loss_and_grad batchnorm one row", lambda c: c.model(batchnorm=True).loss_and_grad(c.X[:1], c.Y[:1]),
+         ValueError, r"batch norm in training mode needs more than 1 row per batch"),
+    Case("train_epoch batchnorm last batch of 1 row", lambda c: c.model(batchnorm=True, max_batch=16)._net.train_epoch(
+        c.X, c.Y, np.arange(65), 16, np.full(5, 0.1), np.zeros(5)), ValueError, r"make a batch of 1 row"),
     Case("SGD lr < 0", lambda c: optim.SGD(lr=-0.1), ValueError, r"SGD: lr"),
     Case("SGD lr NaN", lambda c: optim.SGD(lr=float("nan")), ValueError, r"SGD: lr"),
     Case("SGD lr string", lambda c: optim.SGD(lr="0.1"), TypeError, r"SGD: lr"),
@@ -482,6 +495,9 @@ CASES += [
          ValueError, r"learning_rate_init", needs=_EST),
     Case("MLPClassifier batch_size 0", lambda c: _mlp("MLPClassifier", batch_size=0).fit(c.X, c.Y), ValueError,
          r"batch_size", needs=_EST),
+    Case("MLPClassifier batchnorm batch_size 1", lambda c: _mlp("MLPClassifier", batchnorm=True,
+                                                                 batch_size=1).fit(c.X, c.Y),
+         ValueError, r"more than 1 row per batch, got batch_size=1", needs=_EST),
     Case("MLPClassifier momentum 1", lambda c: _mlp("MLPClassifier", solver="sgd", momentum=1.0).fit(c.X, c.Y),
          ValueError, r"momentum", needs=_EST),
     Case("MLPClassifier dropout 1", lambda c: _mlp("MLPClassifier", dropout=1.0).fit(c.X, c.Y), ValueError,

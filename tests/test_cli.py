@@ -19,17 +19,52 @@ def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "fastnn", *args], capture_output=True, text=True, cwd=cwd)
 
 
+def strict_json(path):
+    """The file's JSON, refusing NaN / Infinity (not JSON, though Python's json reads them)."""
+    def refuse(token):
+        raise ValueError(f"{path.name} holds {token}: not strict JSON")
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
 def test_train_on_digits_reaches_97_percent(tmp_path):
+    from fastnn.cli import _load_data
+    from fastnn.preprocessing import StandardScaler
+
     out = run("train", "--out", str(tmp_path / "run"), "--threads", "1", "--quiet")
     assert out.returncode == 0, out.stderr
     acc = float(out.stdout.split("test accuracy")[1].split()[0])
     assert acc >= 0.97
     model = fastnn.load(tmp_path / "run" / "model.safetensors")
-    assert model.checkpoint["preprocessing"]["kind"] == "standardize"
     assert model.checkpoint["extra"]["test_accuracy"] == pytest.approx(acc, abs=1e-4)
-    hist = json.loads((tmp_path / "run" / "history.json").read_text())
+    # the scaler fitted on the training split travels with the model: it predicts on raw inputs
+    _, splits = _load_data(None, seed=0)
+    (Xtr, _), (Xte, yte) = splits["train"], splits["test"]
+    assert isinstance(model.preprocessing, StandardScaler)
+    np.testing.assert_allclose(model.preprocessing.mean_, Xtr.mean(axis=0), atol=1e-12)
+    assert float(Xte.max()) == 16.0  # raw pixels
+    assert model.evaluate(Xte, yte)["accuracy"] == model.checkpoint["extra"]["test_accuracy"]
+    best = fastnn.load(tmp_path / "run" / "best.safetensors")
+    assert isinstance(best.preprocessing, StandardScaler) and best.score(Xte, yte) > 0.9
+    hist = strict_json(tmp_path / "run" / "history.json")
     assert len(hist["history"]["val_acc"]) == 40
-    assert (tmp_path / "run" / "best.safetensors").exists()
+    strict_json(tmp_path / "run" / "monitor.json")
+
+
+def test_lbfgs_run_writes_strict_json(tmp_path):
+    """L-BFGS has no learning rate (NaN in the history): the run files write it as null."""
+    pytest.importorskip("scipy")
+    out = run("train", "--optimizer", "lbfgs", "--epochs", "2", "--hidden", "16", "--out", str(tmp_path / "r"),
+              "--quiet")
+    assert out.returncode == 0, out.stderr
+    hist = strict_json(tmp_path / "r" / "history.json")
+    assert hist["history"]["lr"] == [None, None]
+    assert all(isinstance(v, float) for v in hist["history"]["loss"])
+    mon = strict_json(tmp_path / "r" / "monitor.json")
+    assert mon["steps_per_epoch"] == 1 and mon["first_step"] == 0
+    h = fastnn.callbacks.History.from_dict(hist)
+    assert all(np.isnan(h.history["lr"]))  # null reads back as NaN
+    cp = fastnn.load(tmp_path / "r" / "model.safetensors").checkpoint["history"]
+    assert cp["history"]["lr"] == [None, None]
 
 
 def test_train_on_npz_and_csv(tmp_path):
@@ -66,3 +101,21 @@ def test_progress_bar_does_not_change_results():
         weights.append(m.get_weights())
     for k in weights[0]:
         assert np.array_equal(weights[0][k], weights[1][k])
+
+
+def test_checks_see_raw_rows_only_when_the_model_carries_its_scaler(tmp_path):
+    """gradcheck/sanity: a model with its scaler attached gets raw rows (the checks apply the scaler
+    once); an older checkpoint that only recorded the statistics gets rows standardised with them."""
+    from fastnn.cli import _preprocess_like
+    from fastnn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 4)) * 7 + 20
+    scaler = StandardScaler().fit(X)
+    attached = fastnn.MLP(4, [8], 3, seed=0, preprocessing=scaler)
+    attached.save(tmp_path / "a.safetensors")
+    assert _preprocess_like(fastnn.load(tmp_path / "a.safetensors"), X) is X
+    legacy = fastnn.MLP(4, [8], 3, seed=0)
+    legacy.save(tmp_path / "b.safetensors", preprocessing=scaler.to_dict())  # free-form metadata only
+    np.testing.assert_allclose(_preprocess_like(fastnn.load(tmp_path / "b.safetensors"), X), scaler.transform(X))
+    np.testing.assert_allclose(_preprocess_like(None, X).mean(axis=0), 0, atol=1e-12)

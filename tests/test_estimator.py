@@ -452,3 +452,14 @@ def test_import_fastnn_does_not_import_sklearn_and_a_missing_sklearn_is_named():
             "try:\n    fastnn.MLPClassifier\nexcept ImportError as e:\n    assert 'fastnn[sklearn]' in str(e), e\n"
             "else:\n    raise SystemExit('no ImportError')")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_batchnorm_with_a_trailing_one_row_batch_trains_on_the_other_rows():
+    # 201 rows with batch_size='auto' (200) leave a batch of 1 row, which batch norm cannot train on
+    X, y, _ = _data(n=201)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier(hidden_layer_sizes=(16,), batchnorm=True, max_iter=5, random_state=0).fit(X, y)
+    assert clf.n_iter_ == 5 and clf.t_ == 5 * 200 and np.isfinite(clf.loss_curve_).all()
+    with pytest.raises(ValueError, match="got batch_size=1"):
+        MLPClassifier(batchnorm=True, batch_size=1, max_iter=1).fit(X, y)

@@ -57,14 +57,12 @@ def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path, monkeypatch):
     before = path.read_bytes()
     m.params["0.bias"][...] += 1
 
-    from safetensors import numpy as stn
-
-    def broken(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
+    def broken(path, tensors, metadata):
+        with open(path, "wb") as f:
             f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(stn, "save_file", broken)
+    monkeypatch.setattr(io, "_write_safetensors", broken)
     with pytest.raises(OSError, match="disk full"):
         m.save(path)
     assert path.read_bytes() == before  # the previous checkpoint is intact
@@ -78,14 +76,13 @@ def test_killed_mid_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     m.save(path)
     before = path.read_bytes()
     script = f"""
-import os, signal, threading, numpy as np, fastnn
-from safetensors import numpy as stn
+import os, signal, threading, numpy as np, fastnn, fastnn.io
 m = fastnn.MLP(8, [2048, 2048], 3, seed=0)
-real = stn.save_file
-def slow(tensors, filename, metadata=None):
-    real(tensors, filename, metadata=metadata)
+real = fastnn.io._write_safetensors
+def slow(path, tensors, metadata):
+    real(path, tensors, metadata)
     os.kill(os.getpid(), signal.SIGKILL)  # dies after writing the temporary file, before the rename
-stn.save_file = slow
+fastnn.io._write_safetensors = slow
 m.save({str(path)!r})
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
@@ -93,6 +90,98 @@ m.save({str(path)!r})
     assert path.read_bytes() == before
     m2 = fastnn.load(path)
     assert np.array_equal(m2.forward(X), m.forward(X))
+    # the killed writer's temporary file is left behind ... and the next save to the path removes it
+    (left,) = [p for p in tmp_path.iterdir() if p.name.startswith(".ck.safetensors.tmp-")]
+    assert left.stat().st_size > 10 * 2**20
+    m.save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.safetensors"]
+
+
+_SAVER = """
+import sys, numpy as np, fastnn
+m = fastnn.MLP(8, [2048, 2048], 3, seed=0)
+print("ready", flush=True)
+while True:
+    m.save(sys.argv[1])
+"""
+
+
+def test_killed_at_random_moments_the_next_save_leaves_no_temporary_file(tmp_path):
+    """Whenever a saving process dies (mostly mid-write, for a 17 MB checkpoint), the next save to the
+    path removes what it left: nothing but the checkpoint remains, and it loads."""
+    import random
+    import signal
+    import time
+
+    path = tmp_path / "ck.safetensors"
+    rnd = random.Random(7)
+    left = []
+    for attempt in range(8):  # about 4 kills in 5 land mid-save here; stop after two kills and a leftover
+        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(path)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(rnd.uniform(0.05, 0.4))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:  # pragma: no cover - only when an assertion fired first
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        left = [p.name for p in tmp_path.iterdir() if p.name != "ck.safetensors"]
+        assert all(n.startswith(".ck.safetensors.tmp-") for n in left), left  # only ours, never .tmpXXXXXX
+        if attempt >= 1 and left:
+            break
+    assert len(left) == 1  # the last killed writer's (each saver cleaned up after the one before)
+    m, _, X, _ = trained(tmp_path)
+    m.save(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.safetensors"]
+    assert np.array_equal(fastnn.load(path).forward(X), m.forward(X))
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # reaped: its pid names no process now (reuse within the test is vanishingly unlikely)
+    return proc.pid
+
+
+def test_save_removes_only_stale_temporary_files_of_its_target(tmp_path):
+    """A temporary file is removed only when its writer is certainly gone: a dead pid, not this
+    process, and no writer holding its lock; files of other targets are never touched."""
+    import fcntl
+
+    from fastnn._atomic import remove_stale_temps, write_atomic
+
+    m, _, X, _ = trained(tmp_path)
+    dead = _dead_pid()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {"stale": f".ck.safetensors.tmp-{dead}-0123abcd",
+                 "live writer": f".ck.safetensors.tmp-{sleeper.pid}-0123abcd",
+                 "this process": f".ck.safetensors.tmp-{os.getpid()}-0123abcd",
+                 "locked (a writer elsewhere)": f".ck.safetensors.tmp-{dead}-89abcdef",
+                 "other target": f".ck2.safetensors.tmp-{dead}-0123abcd",
+                 "not a temp name": f".ck.safetensors.tmp-{dead}-xyz",
+                 "target named like a temp": f".ck.safetensors.tmp-{dead}-0123abcd.tmp-{dead}-01"}
+        for n in names.values():
+            (tmp_path / n).write_bytes(b"partial")
+        holder = os.open(tmp_path / names["locked (a writer elsewhere)"], os.O_RDONLY)
+        try:
+            fcntl.flock(holder, fcntl.LOCK_EX)  # as a live writer on another machine would hold it
+            m.save(tmp_path / "ck.safetensors")
+        finally:
+            os.close(holder)
+        left = {p.name for p in tmp_path.iterdir()}
+        assert names["stale"] not in left
+        assert left == {"ck.safetensors", *[n for k, n in names.items() if k != "stale"]}
+        assert np.array_equal(fastnn.load(tmp_path / "ck.safetensors").forward(X), m.forward(X))
+        # the lock released (its writer died too): now it goes, with the plain writes as well
+        write_atomic(tmp_path / "ck.safetensors", b"x")
+        assert names["locked (a writer elsewhere)"] not in {p.name for p in tmp_path.iterdir()}
+        assert remove_stale_temps(tmp_path / "ck2.safetensors") == [tmp_path / names["other target"]]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def _corrupt(path, offset_from_end=None, header=False):

@@ -396,3 +396,68 @@ def test_sgd_update_fused_into_the_gemm_matches_the_unfused_step(l2, dtype, tol)
         plain.train_step(X[s:s + 30], y[s:s + 30], optim.SGD(lr=0.1))
     for k in plain.params:
         np.testing.assert_allclose(fused.params[k], plain.params[k], rtol=tol, atol=tol, err_msg=k)
+
+
+# ------------------------------------------------------------------------------------------------
+# pickling (and deepcopy): everything travels, training continues bit-identically
+# ------------------------------------------------------------------------------------------------
+def _assert_same_state(a, b):
+    for k, v in {**a.params, **a.buffers}.items():
+        assert np.array_equal(v, {**b.params, **b.buffers}[k]), k
+    assert (a.step, a._net.opt_t, a._net.n_state) == (b.step, b._net.opt_t, b._net.n_state)
+    for i in range(a._net.n_state):
+        assert np.array_equal(a._net.state(i), b._net.state(i))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pickle_round_trip_predicts_identically_and_trains_on_bit_identically(dtype):
+    import copy
+    import pickle
+
+    from fastnn import schedules
+    from fastnn.preprocessing import StandardScaler
+
+    X, y = toy_data(300, dtype=dtype)
+    X = X * 5 + 3  # raw inputs: the attached scaler matters
+    m = fastnn.MLP(12, [32, 16], 4, batchnorm=True, dropout=0.2, l2=1e-3, dtype=dtype, seed=3,
+                   preprocessing=StandardScaler())
+    m.enable_averaging(0.9)
+    opt = optim.Adam(lr=schedules.warmup(schedules.cosine(3e-3, 6), 1))  # a schedule of closures
+    m.fit(X, y, optimizer=opt, epochs=2, batch_size=32)
+    for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
+        assert clone._net is not m._net and clone.layers == m.layers and clone.dtype == m.dtype
+        assert np.array_equal(clone.forward(X), m.forward(X))  # raw X through the same scaler
+        assert np.array_equal(clone.preprocessing.mean_, m.preprocessing.mean_)
+        _assert_same_state(clone, m)
+        assert np.array_equal(clone._net.average, m._net.average)
+        assert clone._net.average_count == m._net.average_count
+        assert np.array_equal(clone.averaged().forward(X), m.averaged().forward(X))
+    twin = pickle.loads(pickle.dumps(m))
+    for model in (m, twin):  # more epochs, continuing the schedule and Adam's moments
+        fastnn.Trainer(model, model._optimizer, progress=False).fit(X, y, epochs=1, batch_size=32)
+        model.train_step(X[:50], y[:50])  # the attached optimizer, the same dropout masks
+    _assert_same_state(twin, m)
+    assert np.array_equal(twin._net.average, m._net.average)
+    # the original model was not disturbed by pickling: it trains as an unpickled-never model does
+    ref = fastnn.MLP(12, [32, 16], 4, batchnorm=True, dropout=0.2, l2=1e-3, dtype=dtype, seed=3,
+                     preprocessing=StandardScaler())
+    ref.enable_averaging(0.9)
+    ref.fit(X, y, optimizer=optim.Adam(lr=schedules.warmup(schedules.cosine(3e-3, 6), 1)), epochs=2, batch_size=32)
+    fastnn.Trainer(ref, ref._optimizer, progress=False).fit(X, y, epochs=1, batch_size=32)
+    ref.train_step(X[:50], y[:50])
+    _assert_same_state(ref, m)
+
+
+def test_pickle_of_fresh_lbfgs_and_regression_models():
+    import pickle
+
+    fresh = fastnn.MLP(5, [7], 3, seed=1)
+    back = pickle.loads(pickle.dumps(fresh))
+    X = np.random.default_rng(0).standard_normal((20, 5))
+    assert np.array_equal(back.forward(X), fresh.forward(X)) and back._optimizer_key is None
+    pytest.importorskip("scipy", reason="L-BFGS runs SciPy's minimizer")
+    reg = fastnn.MLP(5, [7], 2, loss="mse", dtype=np.float64, seed=1)
+    reg.fit(X, X[:, :2], optimizer=optim.LBFGS(max_iter=5), epochs=1)
+    back = pickle.loads(pickle.dumps(reg))
+    assert np.array_equal(back.predict(X), reg.predict(X)) and back.step == reg.step
+    assert back._optimizer_key == ("lbfgs",)

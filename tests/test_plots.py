@@ -112,7 +112,7 @@ def test_record_epochs_match_the_history_batch_positions(run):
     _, mon, hist, _, _ = run
     # every=1: record i is step i, at the same place in epochs as batch_loss[i]
     _same(plots.record_epochs(mon, hist), hist.batch_epoch)
-    _same(plots.record_epochs(mon), hist.batch_epoch)  # steps per epoch from the records alone
+    _same(plots.record_epochs(mon), hist.batch_epoch)  # the monitor knows its steps per epoch
     _same(plots.record_epochs(mon.to_dict(), hist.to_dict()), hist.batch_epoch)
 
 
@@ -125,8 +125,14 @@ def test_record_epochs_with_sparse_records():
     _same(steps, np.arange(0, 3 * STEPS, 4))
     assert mon.losses.tolist() == [hist.batch_loss[s] for s in steps]  # record at step s = batch s
     _same(plots.record_epochs(mon, hist), np.asarray(hist.batch_epoch)[steps])
-    # without the history the steps per epoch are estimated from the spacing across epochs
-    np.testing.assert_allclose(plots.record_epochs(mon), np.asarray(hist.batch_epoch)[steps], atol=4 / STEPS)
+    # the monitor records its steps per epoch and first step: exact without the history too
+    assert (mon.steps_per_epoch, mon.first_step) == (STEPS, 0)
+    _same(plots.record_epochs(mon), np.asarray(hist.batch_epoch)[steps])
+    _same(plots.record_epochs(mon.to_dict()), np.asarray(hist.batch_epoch)[steps])
+    # an older monitor.json without them: from the history, else estimated from the spacing across epochs
+    old = {k: v for k, v in mon.to_dict().items() if k not in ("steps_per_epoch", "first_step")}
+    _same(plots.record_epochs(old, hist), np.asarray(hist.batch_epoch)[steps])
+    np.testing.assert_allclose(plots.record_epochs(old), np.asarray(hist.batch_epoch)[steps], atol=4 / STEPS)
 
 
 def test_update_ratios_draw_each_dense_weight_against_the_band(run):

@@ -121,7 +121,7 @@ def test_train_writes_history_monitor_and_a_sample(trained):
         assert s["X"].shape == (64, 64) and s["y"].shape == (64,) and s["image_shape"].tolist() == [8, 8]
         assert set(np.unique(s["y"])) <= set(range(10))
         assert abs(float(s["X"].mean())) < 0.3  # preprocessed rows, not raw pixels (0..16)
-    assert not list(run.glob(".*.tmp"))  # every temporary file was renamed away
+    assert not list(run.glob(".*.tmp*"))  # every temporary file was renamed away
 
 
 # ------------------------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_report_while_training(tmp_path):
     page = _Page(seen[2])
     assert float(_rows(page, "summary")["epochs completed"][1]) == 2
     assert list(page.images) == ["loss", "accuracy", "update_ratios", "layer_stats"]  # no model or sample yet
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_not_a_run_folder_is_a_clear_error(tmp_path):

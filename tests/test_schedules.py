@@ -47,3 +47,33 @@ def test_pure_functions():
 def test_bad_schedules(make):
     with pytest.raises(ValueError):
         make()
+
+
+@pytest.mark.parametrize("name", S.NAMES)
+def test_by_name_builds_every_named_schedule(name):
+    lr = S.by_name(name, 0.1, 20)
+    sched = S.as_schedule(lr)
+    assert sched(0.0) == pytest.approx(0.0 if name == "warmup_cosine" else 0.1)
+    expected = {"constant": 0.1, "cosine": 0.05, "step": 0.025, "exponential": 0.1 * np.exp(-1.5),
+                "inverse_time": 0.1 / 6, "warmup_cosine": 0.05, "cosine_restarts": 0.1}[name]
+    assert sched(10.0) == pytest.approx(expected)
+
+
+def test_by_name_rejects_unknown_names_and_bad_lengths():
+    with pytest.raises(ValueError, match="unknown schedule 'zigzag'; choose one of constant, cosine"):
+        S.by_name("zigzag", 0.1, 10)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        S.by_name("cosine", 0.1, 0)
+
+
+def test_schedules_pickle_as_the_call_that_made_them():
+    import pickle
+
+    t = np.linspace(0, 30, 61)
+    made = [S.constant(0.2), S.step_decay(0.1, 0.5, 3), S.exponential(0.1, 0.2), S.inverse_time(0.1, 0.5, "step"),
+            S.piecewise([5, 10], [0.1, 0.01, 0.001]), S.cosine(0.1, 20, 0.001), S.cosine_restarts(0.1, 4, 2.0),
+            S.linear(0.5, 0.99, 10), S.warmup(S.cosine(0.1, 20), 2, start=0.01)]
+    for s in made:
+        back = pickle.loads(pickle.dumps(s))
+        assert repr(back) == repr(s) and back.unit == s.unit
+        np.testing.assert_array_equal(back(t), s(t))

@@ -96,6 +96,49 @@ def test_parse_dist_forms_and_errors():
             S.parse_dist(bad, "lr")
 
 
+@pytest.mark.parametrize("dist", [
+    choice([True, False]), choice([None, "null", "true", 0, 1, 1.0, -0.0]), choice(["café", "😀", 'a"b\\c', "\n"]),
+    choice([{"a": [1, 2.5e-300]}, [[64], [128, 64]], 1e300, 10**30]), choice([(1, 2)]),
+    loguniform(1.2345678901234567e-7, 0.1), loguniform(5e-324, 1e308), uniform(-0.0, 1 / 3), uniform(-2.5, -2.5),
+    randint(-(10**20), 10**20), randint(1, 1, log=True), randint(3, 4096, log=True)], ids=repr)
+def test_describe_reads_back_exactly(dist):
+    back = S.parse_dist(dist.describe(), "x")
+    assert type(back) is type(dist) and back == dist
+    assert json.dumps(back.to_dict()) == json.dumps(dist.to_dict())  # True stays True, not 1
+
+
+def test_describe_round_trips_for_random_distributions():
+    hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis (extra [test])")
+    st = hypothesis.strategies
+    finite = st.floats(allow_nan=False, allow_infinity=False)
+    positive = st.floats(min_value=0.0, exclude_min=True, allow_infinity=False)
+    text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)  # no lone surrogates (not text)
+    json_value = st.recursive(st.none() | st.booleans() | st.integers() | finite | text,
+                              lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+                              max_leaves=8)
+    dists = (st.tuples(positive, positive).map(lambda p: loguniform(min(p), max(p)))
+             | st.tuples(finite, finite).map(lambda p: uniform(min(p), max(p)))
+             | st.tuples(st.integers(), st.integers()).map(lambda p: randint(min(p), max(p)))
+             | st.tuples(st.integers(1, 2**40), st.integers(0, 2**40)).map(
+                 lambda p: randint(p[0], p[0] + p[1], log=True))
+             | st.lists(json_value, min_size=1, max_size=4).map(choice))
+
+    @hypothesis.settings(max_examples=300, deadline=None, database=None)
+    @hypothesis.given(dists)
+    def check(dist):
+        back = S.parse_dist(dist.describe(), "x")
+        assert type(back) is type(dist) and back == dist
+        assert json.dumps(back.to_dict()) == json.dumps(dist.to_dict())
+
+    check()
+
+
+def test_choice_options_must_be_finite_json():
+    for bad in ([math.nan], [[1, math.inf]], [object()], [{1: "a"}.keys()]):
+        with pytest.raises(ValueError, match="JSON values"):
+            choice(bad)
+
+
 def test_search_rejects_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="both searched and fixed"):
         Search(SPACE, tmp_path, fixed={"lr": 0.1})

@@ -43,6 +43,30 @@ def test_environment_is_respected():
     assert _threads_in_child({}) == _core.hardware_threads()
 
 
+def _kernels_in_child(env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "FASTNN_OPENBLAS_CORETYPE")}
+    env.update(env_extra)
+    code = ("import os, fastnn; print(fastnn.build_info()['blas_kernels']); "
+            "print(os.environ.get('OPENBLAS_CORETYPE', '-'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    kernels, env_after = out.stdout.split()
+    return kernels, env_after
+
+
+def test_openblas_kernel_set_choice_and_the_environment_is_left_as_found():
+    amd = fastnn._amd_cpu()
+    kernels, env_after = _kernels_in_child({})
+    assert env_after == "-"  # set only while the library loads
+    if amd:  # Zen kernels (OpenBLAS names them after the Haswell set they share)
+        assert kernels in ("Zen", "Haswell")
+    own, _ = _kernels_in_child({"FASTNN_OPENBLAS_CORETYPE": "auto"})
+    assert own  # OpenBLAS's own choice, whatever it is on this CPU
+    forced, _ = _kernels_in_child({"FASTNN_OPENBLAS_CORETYPE": "Sandybridge"})
+    assert forced == "Sandybridge"
+    user, env_after = _kernels_in_child({"OPENBLAS_CORETYPE": "Sandybridge"})
+    assert (user, env_after) == ("Sandybridge", "Sandybridge")  # the user's own setting wins and stays
+
+
 def test_build_info():
     info = fastnn.build_info()
     assert info["blas"] == "scipy-openblas32"

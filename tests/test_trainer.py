@@ -235,3 +235,22 @@ def test_unshuffled_batches_are_used_in_place_and_match_step_by_step_training():
         d.train_step(X[order[s:s + 40]], y[order[s:s + 40]], optim.SGD(lr=0.05))
     for k, v in c.get_weights().items():
         assert np.array_equal(v, d.get_weights()[k]), k
+
+
+def test_batchnorm_skips_a_trailing_one_row_batch_instead_of_failing():
+    # 65 rows in batches of 16 leave 1 row, whose batch variance is 0: with batch norm that row sits
+    # the epoch out (a different random row each epoch when shuffling); without batch norm all 65 train
+    X, y = data(n=65)
+    t = Trainer(fastnn.MLP(10, [16], 3, batchnorm=True, seed=0), "adam")
+    h = t.fit(X, y, epochs=3, batch_size=16)
+    assert len(h.batch_loss) == 3 * 4 and t.steps_per_epoch == 4
+    assert np.isfinite(h.batch_loss).all()
+    trainer = Trainer(fastnn.MLP(10, [16], 3, batchnorm=True, seed=0), "sgd")
+    orders = [trainer._order(e, 65, y, True, False)[:64] for e in range(3)]
+    assert len({int(np.setdiff1d(np.arange(65), o)[0]) for o in orders}) > 1  # not always the same row
+    plain = fastnn.MLP(10, [16], 3, seed=0)
+    assert len(plain.fit(X, y, epochs=1, batch_size=16).batch_loss) == 5
+    with pytest.warns(UserWarning, match="the last row is skipped every epoch"):
+        fastnn.MLP(10, [16], 3, batchnorm=True, seed=0).fit(X, y, epochs=1, batch_size=16, shuffle=False)
+    with pytest.raises(ValueError, match="got batch_size=1"):
+        fastnn.MLP(10, [16], 3, batchnorm=True, seed=0).fit(X, y, epochs=1, batch_size=1)

@@ -13,6 +13,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,10 @@ using OptArray = std::optional<py::array>;
 
 enum class DType { f32, f64 };
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// "fn: argument 'name'", the start of every argument error.
+std::string arg_prefix(const char* fn, const char* name);
 // "(3, 4)" for a shape.
 std::string shape_str(const Shape& s);
 Shape shape_of(const py::array& a);
@@ -41,6 +46,8 @@ py::array input(py::handle obj, const char* fn, const char* name);
 py::array input(py::handle obj, const char* fn, const char* name, DType dt);
 // The float dtype of an array (TypeError for anything else).
 DType float_dtype(const py::array& a, const char* fn, const char* name);
+// A 2-D float input (N, D); with nonempty, N and D must be >= 1.
+py::array matrix(py::handle obj, const char* fn, const char* name, bool nonempty = true);
 // Labels: an integer array of shape (n,), returned as C-contiguous int64.
 py::array labels(py::handle obj, const char* fn, const char* name, py::ssize_t n);
 
@@ -56,6 +63,10 @@ void require_ndim(const py::array& a, const char* fn, const char* name, py::ssiz
 void require_shape(const py::array& a, const char* fn, const char* name, const Shape& shape,
                    const char* why = nullptr);
 void require_nonempty(const py::array& a, const char* fn, const char* name);
+// A 2-D array with `rows` rows (a matrix applied to `rows` features, e.g. a weight matrix); returns
+// its number of columns. The message names the expected shape as (rows, cols_name) and adds `why`.
+py::ssize_t require_rows(const py::array& a, const char* fn, const char* name, py::ssize_t rows,
+                         const char* cols_name, const char* why = nullptr);
 // ValueError if `out` and `in` share memory but are not the very same buffer (elementwise kernels
 // may run in place) — or share any memory at all when identical is not allowed.
 void require_no_overlap(const py::array& out, const char* out_name, const py::array& in,
@@ -89,6 +100,23 @@ decltype(auto) dispatch(DType dt, F&& f) {
   if (dt == DType::f32) return f(float{});
   return f(double{});
 }
+// Call f with values of the C++ types for an input and an output dtype (kernels that convert).
+template <class F>
+void dispatch2(DType din, DType dout, F&& f) {
+  dispatch(din, [&](auto ti) { dispatch(dout, [&](auto to) { f(ti, to); }); });
+}
+
+// The fast kernel, or its scalar reference for the fastnn._core.ref module (bindings are templates
+// on `bool Ref` and register the same lambda twice).
+template <bool Ref, class F, class R>
+constexpr auto pick(F fast, R reference) {
+  if constexpr (Ref)
+    return reference;
+  else
+    return fast;
+}
+// fastnn::name<T> or fastnn::ref::name<T>, for the `Ref` and `T` in scope.
+#define FASTNN_K(name) ::fastnn::bind::pick<Ref>(&::fastnn::name<T>, &::fastnn::ref::name<T>)
 
 // Check a scalar parameter.
 double require_range(double v, const char* fn, const char* name, double lo, double hi,

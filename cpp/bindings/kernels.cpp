@@ -11,7 +11,6 @@
 
 #include <array>
 #include <cstdint>
-#include <limits>
 
 #include "arrays.h"
 #include "fastnn/activations.h"
@@ -33,18 +32,6 @@ namespace fastnn::bind {
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// The fast kernel, or its scalar reference for the fastnn._core.ref module.
-template <bool Ref, class F, class R>
-constexpr auto pick(F fast, R reference) {
-  if constexpr (Ref)
-    return reference;
-  else
-    return fast;
-}
-#define FASTNN_K(name) pick<Ref>(&fastnn::name<T>, &fastnn::ref::name<T>)
-
 // An output that backward writes (or adds into when accumulate is set: then it must be given).
 py::array grad_output(py::handle obj, const char* fn, const char* name, DType dt, const Shape& shape,
                       bool accumulate) {
@@ -52,6 +39,27 @@ py::array grad_output(py::handle obj, const char* fn, const char* name, DType dt
     throw py::value_error(std::string(fn) + ": accumulate=True needs the array to add into as '" +
                           name + "'");
   return output(obj, fn, name, dt, shape);
+}
+
+// An input that an output must not overlap (or may be the very same array when identical_ok).
+struct Source {
+  const py::array* a;
+  const char* name;
+  bool identical_ok = false;
+};
+
+// The gradient output of a loss: absent unless need_grad.
+OptArray loss_grad(bool need_grad, py::handle obj, const char* fn, const char* name, DType dt,
+                   const Shape& shape, bool acc, std::initializer_list<Source> inputs) {
+  if (!need_grad) return std::nullopt;
+  py::array d = grad_output(obj, fn, name, dt, shape, acc);
+  for (const Source& in : inputs) require_no_overlap(d, name, *in.a, in.name, fn, in.identical_ok);
+  return d;
+}
+
+// (loss, gradient or None), what every loss binding returns.
+py::tuple loss_result(double loss, const OptArray& d) {
+  return py::make_tuple(loss, d ? py::object(*d) : py::object(py::none()));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -372,12 +380,9 @@ void bind_dense(py::module_& m) {
         const DType dt = float_dtype(x, fn, "x");
         require_ndim(x, fn, "x", 2);
         py::array w = input(w_, fn, "w", dt);
-        require_ndim(w, fn, "w", 2, 2);
-        const py::ssize_t N = x.shape(0), D = trailing_size(x), M = w.shape(1);
-        if (w.shape(0) != D)
-          throw py::value_error(std::string(fn) + ": argument 'w' must have shape (" + std::to_string(D) +
-                                ", M) to match the " + std::to_string(D) + " features of x " +
-                                shape_str(shape_of(x)) + ", got " + shape_str(shape_of(w)));
+        const py::ssize_t N = x.shape(0), D = trailing_size(x);
+        const std::string why = "to match the " + std::to_string(D) + " features of x " + shape_str(shape_of(x));
+        const py::ssize_t M = require_rows(w, fn, "w", D, "M", why.c_str());
         OptArray b;
         if (!b_.is_none()) {
           b = input(b_, fn, "b", dt);
@@ -465,11 +470,13 @@ void bind_batchnorm(py::module_& m) {
         const char* fn = "batchnorm_forward_train";
         require_range(eps, fn, "eps", 0, kInf, true, true);
         require_range(momentum, fn, "momentum", 0, 1, false, false);
-        py::array x = input(x_, fn, "x");
+        py::array x = matrix(x_, fn, "x");
         const DType dt = float_dtype(x, fn, "x");
-        require_ndim(x, fn, "x", 2, 2);
-        require_nonempty(x, fn, "x");
         const py::ssize_t N = x.shape(0), D = x.shape(1);
+        if (N < 2)
+          throw py::value_error(std::string(fn) + ": argument 'x' has 1 row; batch norm in training mode needs "
+                                "more than 1 row per batch (the variance of one row is 0, so every output would "
+                                "be beta); use evaluation mode (running statistics) for a single row");
         OptArray gamma, beta, rm, rv;
         if (!gamma_.is_none()) gamma = param(gamma_, fn, "gamma", dt, D);
         if (!beta_.is_none()) beta = param(beta_, fn, "beta", dt, D);
@@ -537,10 +544,8 @@ void bind_batchnorm(py::module_& m) {
       [param](py::handle dout_, py::handle x_, py::handle gamma_, py::handle mean_, py::handle invstd_,
               py::handle dx_, py::handle dgamma_, py::handle dbeta_, bool acc) {
         const char* fn = "batchnorm_backward";
-        py::array dout = input(dout_, fn, "dout");
+        py::array dout = matrix(dout_, fn, "dout");
         const DType dt = float_dtype(dout, fn, "dout");
-        require_ndim(dout, fn, "dout", 2, 2);
-        require_nonempty(dout, fn, "dout");
         const py::ssize_t N = dout.shape(0), D = dout.shape(1);
         py::array x = input(x_, fn, "x", dt);
         require_shape(x, fn, "x", {N, D}, "it must match dout");
@@ -694,19 +699,11 @@ void def_class_loss(py::module_& m, const char* name, const char* param, double 
       [name, param, lo, hi, hi_open, call](py::handle s_, py::handle y_, double prm, bool need_grad,
                                            py::handle d_, bool acc) {
         require_range(prm, name, param, lo, hi, false, hi_open);
-        py::array s = input(s_, name, "scores");
+        py::array s = matrix(s_, name, "scores");
         const DType dt = float_dtype(s, name, "scores");
-        require_ndim(s, name, "scores", 2, 2);
-        require_nonempty(s, name, "scores");
         const py::ssize_t N = s.shape(0), C = s.shape(1);
         py::array y = labels(y_, name, "y", N);
-        py::object dret = py::none();
-        OptArray d;
-        if (need_grad) {
-          d = grad_output(d_, name, "dscores", dt, {N, C}, acc);
-          require_no_overlap(*d, "dscores", s, "scores", name, false);
-          dret = *d;
-        }
+        OptArray d = loss_grad(need_grad, d_, name, "dscores", dt, {N, C}, acc, {{&s, "scores"}});
         double loss = 0;
         index_t bad = -1;
         dispatch(dt, [&](auto t) {
@@ -723,7 +720,7 @@ void def_class_loss(py::module_& m, const char* name, const char* param, double 
                                 std::to_string(lbl) + " is outside [0, " + std::to_string(C) +
                                 ") for scores with " + std::to_string(C) + " classes");
         }
-        return py::make_tuple(loss, dret);
+        return loss_result(loss, d);
       },
       "scores"_a, "y"_a, py::arg(param) = param_default, py::kw_only(), "need_grad"_a = true,
       "dscores"_a = py::none(), "accumulate"_a = false, doc);
@@ -742,21 +739,12 @@ void bind_loss(py::module_& m) {
       [](py::handle s_, py::handle t_, double eps, bool need_grad, py::handle d_, bool acc) {
         const char* fn = "softmax_cross_entropy_soft";
         require_range(eps, fn, "label_smoothing", 0.0, 1.0, false, true);
-        py::array s = input(s_, fn, "scores");
+        py::array s = matrix(s_, fn, "scores");
         const DType dt = float_dtype(s, fn, "scores");
-        require_ndim(s, fn, "scores", 2, 2);
-        require_nonempty(s, fn, "scores");
         const py::ssize_t N = s.shape(0), C = s.shape(1);
         py::array tg = input(t_, fn, "target", dt);
         require_shape(tg, fn, "target", {N, C}, "one target distribution per row of the scores");
-        py::object dret = py::none();
-        OptArray d;
-        if (need_grad) {
-          d = grad_output(d_, fn, "dscores", dt, {N, C}, acc);
-          require_no_overlap(*d, "dscores", s, "scores", fn, false);
-          require_no_overlap(*d, "dscores", tg, "target", fn, false);
-          dret = *d;
-        }
+        OptArray d = loss_grad(need_grad, d_, fn, "dscores", dt, {N, C}, acc, {{&s, "scores"}, {&tg, "target"}});
         double loss = 0;
         dispatch(dt, [&](auto t) {
           using T = decltype(t);
@@ -766,7 +754,7 @@ void bind_loss(py::module_& m) {
           py::gil_scoped_release nogil;
           FASTNN_K(softmax_cross_entropy_soft)(&loss, pd, ps, pt, index_t(N), index_t(C), eps, acc);
         });
-        return py::make_tuple(loss, dret);
+        return loss_result(loss, d);
       },
       "scores"_a, "target"_a, "label_smoothing"_a = 0.0, py::kw_only(), "need_grad"_a = true,
       "dscores"_a = py::none(), "accumulate"_a = false,
@@ -789,14 +777,8 @@ void bind_loss(py::module_& m) {
         require_shape(tg, fn, "target", shape_of(p), "it must match pred");
         const double scale = scale_.is_none() ? 1.0 / double(p.size()) : scale_.cast<double>();
         require_range(scale, fn, "scale", 0, kInf, false, true);
-        py::object dret = py::none();
-        OptArray d;
-        if (need_grad) {
-          d = grad_output(d_, fn, "dpred", dt, shape_of(p), acc);
-          require_no_overlap(*d, "dpred", tg, "target", fn, false);
-          require_no_overlap(*d, "dpred", p, "pred", fn, true);
-          dret = *d;
-        }
+        OptArray d = loss_grad(need_grad, d_, fn, "dpred", dt, shape_of(p), acc,
+                               {{&tg, "target"}, {&p, "pred", true}});
         double loss = 0;
         dispatch(dt, [&](auto t) {
           using T = decltype(t);
@@ -806,7 +788,7 @@ void bind_loss(py::module_& m) {
           py::gil_scoped_release nogil;
           FASTNN_K(mse_loss)(&loss, pd, pp, pt, index_t(p.size()), scale, acc);
         });
-        return py::make_tuple(loss, dret);
+        return loss_result(loss, d);
       },
       "pred"_a, "target"_a, "scale"_a = py::none(), py::kw_only(), "need_grad"_a = true,
       "dpred"_a = py::none(), "accumulate"_a = false,

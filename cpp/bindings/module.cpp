@@ -26,6 +26,8 @@ PYBIND11_MODULE(_core, m) {
       py::arg("n"), "Set the threads used by the kernels and by BLAS (>= 1).");
   m.def("hardware_threads", &fastnn::hardware_threads, "Logical cores available to this process.");
   m.def("blas_info", &fastnn::blas_info, "The BLAS fastnn's GEMMs run on.");
+  m.def("blas_corename", &fastnn::blas_corename,
+        "The CPU kernel set OpenBLAS chose at load time ('' for another BLAS).");
   m.def("gemm_threading", &fastnn::gemm_threading_name,
         "How GEMMs use threads: 'tiles' (default, reproducible), 'callback' or 'openblas' "
         "(set with FASTNN_GEMM_THREADING before import).");

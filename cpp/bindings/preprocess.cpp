@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <vector>
 
 #include "arrays.h"
@@ -21,21 +20,11 @@ namespace fastnn::bind {
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// A 2-D float input (N >= 1 rows).
-py::array matrix(py::handle obj, const char* fn, const char* name, bool nonempty = true) {
-  py::array a = input(obj, fn, name);
-  require_ndim(a, fn, name, 2, 2);
-  if (nonempty) require_nonempty(a, fn, name);
-  return a;
-}
-
 // A float64 vector of length n (converted).
 py::array f64_vector(py::handle obj, const char* fn, const char* name, py::ssize_t n) {
-  if (obj.is_none()) throw py::type_error(std::string(fn) + ": argument '" + name + "' is required, got None");
+  if (obj.is_none()) throw py::type_error(arg_prefix(fn, name) + " is required, got None");
   auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
-  if (!a.ptr()) throw py::type_error(std::string(fn) + ": argument '" + name + "' must be a float array");
+  if (!a.ptr()) throw py::type_error(arg_prefix(fn, name) + " must be a float array");
   require_shape(a, fn, name, {n}, "one per column");
   return a;
 }
@@ -43,22 +32,22 @@ py::array f64_vector(py::handle obj, const char* fn, const char* name, py::ssize
 // The output dtype: `out`'s if given, else `dtype` if given, else `fallback`.
 DType out_dtype(py::handle out, py::handle dtype, DType fallback, const char* fn) {
   if (!out.is_none()) {
-    if (!py::isinstance<py::array>(out))
-      throw py::type_error(std::string(fn) + ": argument 'out' must be a numpy array");
+    if (!py::isinstance<py::array>(out)) throw py::type_error(arg_prefix(fn, "out") + " must be a numpy array");
     return float_dtype(py::reinterpret_borrow<py::array>(out), fn, "out");
   }
   if (dtype.is_none()) return fallback;
   py::dtype dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
   if (dt.kind() == 'f' && dt.itemsize() == 4) return DType::f32;
   if (dt.kind() == 'f' && dt.itemsize() == 8) return DType::f64;
-  throw py::type_error(std::string(fn) + ": argument 'dtype' must be float32 or float64, got " +
-                       py::str(dt).cast<std::string>());
+  throw py::type_error(arg_prefix(fn, "dtype") + " must be float32 or float64, got " + py::str(dt).cast<std::string>());
 }
 
-py::tuple stats_tuple(std::vector<py::array_t<double>>& v) { return py::make_tuple(v[0], v[1], v[2], v[3]); }
-
-std::vector<py::array_t<double>> four(py::ssize_t n) {
-  return {py::array_t<double>(n), py::array_t<double>(n), py::array_t<double>(n), py::array_t<double>(n)};
+// (mean, m2, min, max), n float64 values each, filled by fill(mean, m2, min, max).
+template <class F>
+py::tuple stats_result(py::ssize_t n, F&& fill) {
+  py::array_t<double> mean(n), m2(n), mn(n), mx(n);
+  fill(mean.mutable_data(), m2.mutable_data(), mn.mutable_data(), mx.mutable_data());
+  return py::make_tuple(mean, m2, mn, mx);
 }
 
 // (N, C, S) of a batch of images given as (N, ...) with C channels.
@@ -83,21 +72,19 @@ void bind_stats(py::module_& m) {
         py::array x = matrix(x_, fn, "x");
         const DType dt = float_dtype(x, fn, "x");
         const index_t N = x.shape(0), D = x.shape(1);
-        auto r = four(D);
         std::vector<double> work;
         if constexpr (!Ref) work.resize(std::size_t(fastnn::column_stats_workspace(N, D)));
-        dispatch(dt, [&](auto t) {
-          using T = decltype(t);
-          const T* p = cptr<T>(x);
-          double *a = r[0].mutable_data(), *b = r[1].mutable_data(), *c = r[2].mutable_data(),
-                 *d = r[3].mutable_data();
-          py::gil_scoped_release nogil;
-          if constexpr (Ref)
-            fastnn::ref::column_stats<T>(a, b, c, d, p, N, D);
-          else
-            fastnn::column_stats<T>(a, b, c, d, work.data(), p, N, D);
+        return stats_result(D, [&](double* a, double* b, double* c, double* d) {
+          dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            const T* p = cptr<T>(x);
+            py::gil_scoped_release nogil;
+            if constexpr (Ref)
+              fastnn::ref::column_stats<T>(a, b, c, d, p, N, D);
+            else
+              fastnn::column_stats<T>(a, b, c, d, work.data(), p, N, D);
+          });
         });
-        return stats_tuple(r);
       },
       "x"_a,
       "Per-column (mean, m2, min, max) of x (N, D), float64, one pass; variance = m2 / N.");
@@ -109,21 +96,19 @@ void bind_stats(py::module_& m) {
         const DType dt = float_dtype(x, fn, "x");
         py::ssize_t N = 0, S = 0;
         image_dims(x, C, fn, N, S);
-        auto r = four(C);
         std::vector<double> work;
         if constexpr (!Ref) work.resize(std::size_t(fastnn::channel_stats_workspace(N, C, S, nchw)));
-        dispatch(dt, [&](auto t) {
-          using T = decltype(t);
-          const T* p = cptr<T>(x);
-          double *a = r[0].mutable_data(), *b = r[1].mutable_data(), *c = r[2].mutable_data(),
-                 *d = r[3].mutable_data();
-          py::gil_scoped_release nogil;
-          if constexpr (Ref)
-            fastnn::ref::channel_stats<T>(a, b, c, d, p, N, C, S, nchw);
-          else
-            fastnn::channel_stats<T>(a, b, c, d, work.data(), p, N, C, S, nchw);
+        return stats_result(C, [&](double* a, double* b, double* c, double* d) {
+          dispatch(dt, [&](auto t) {
+            using T = decltype(t);
+            const T* p = cptr<T>(x);
+            py::gil_scoped_release nogil;
+            if constexpr (Ref)
+              fastnn::ref::channel_stats<T>(a, b, c, d, p, N, C, S, nchw);
+            else
+              fastnn::channel_stats<T>(a, b, c, d, work.data(), p, N, C, S, nchw);
+          });
         });
-        return stats_tuple(r);
       },
       "x"_a, "channels"_a, "nchw"_a = false,
       "Per-channel (mean, m2, min, max) of images x (N, ...) with `channels` channels: NHWC "
@@ -167,10 +152,7 @@ void bind_stats(py::module_& m) {
           const T* p = cptr<T>(x);
           std::uint64_t* o = out.mutable_data();
           py::gil_scoped_release nogil;
-          if constexpr (Ref)
-            fastnn::ref::row_hashes<T>(o, p, N, D);
-          else
-            fastnn::row_hashes<T>(o, p, N, D);
+          FASTNN_K(row_hashes)(o, p, N, D);
         });
         return out;
       },
@@ -191,20 +173,15 @@ void bind_apply(py::module_& m) {
         const DType dout = out_dtype(out_, dtype_, din, fn);
         py::array out = output(out_, fn, "out", dout, {py::ssize_t(N), py::ssize_t(D)});
         require_no_overlap(out, "out", x, "x", fn, din == dout);
-        dispatch(din, [&](auto ti) {
-          dispatch(dout, [&](auto to) {
-            using Tin = decltype(ti);
-            using Tout = decltype(to);
-            const Tin* p = cptr<Tin>(x);
-            Tout* o = ptr<Tout>(out);
-            const double* sh = cptr<double>(shift);
-            const double* sc = cptr<double>(scale);
-            py::gil_scoped_release nogil;
-            if constexpr (Ref)
-              fastnn::ref::shift_scale<Tin, Tout>(o, p, sh, sc, N, D, inverse);
-            else
-              fastnn::shift_scale<Tin, Tout>(o, p, sh, sc, N, D, inverse);
-          });
+        dispatch2(din, dout, [&](auto ti, auto to) {
+          using Tin = decltype(ti);
+          using Tout = decltype(to);
+          const Tin* p = cptr<Tin>(x);
+          Tout* o = ptr<Tout>(out);
+          const double* sh = cptr<double>(shift);
+          const double* sc = cptr<double>(scale);
+          py::gil_scoped_release nogil;
+          pick<Ref>(&fastnn::shift_scale<Tin, Tout>, &fastnn::ref::shift_scale<Tin, Tout>)(o, p, sh, sc, N, D, inverse);
         });
         return out;
       },
@@ -222,31 +199,25 @@ void bind_apply(py::module_& m) {
         const DType dout = out_dtype(out_, dtype_, din, fn);
         py::array W = input(W_, fn, "W");  // converted to the output dtype (documented copy)
         if (float_dtype(W, fn, "W") != dout) W = py::array(W.attr("astype")(np_dtype(dout)));
-        require_ndim(W, fn, "W", 2, 2);
-        if (W.shape(0) != D)
-          throw py::value_error("project: argument 'W' must have shape (" + std::to_string(D) + ", K), got " +
-                                shape_str(shape_of(W)));
-        const index_t K = W.shape(1);
+        const index_t K = require_rows(W, fn, "W", D, "K");
         require_blas_dims(fn, N, K, D);
         py::array out = output(out_, fn, "out", dout, {py::ssize_t(N), py::ssize_t(K)});
         require_no_overlap(out, "out", x, "x", fn, false);
-        dispatch(din, [&](auto ti) {
-          dispatch(dout, [&](auto to) {
-            using Tin = decltype(ti);
-            using Tout = decltype(to);
-            const Tin* p = cptr<Tin>(x);
-            Tout* o = ptr<Tout>(out);
-            const double* mu = cptr<double>(mean);
-            const Tout* w = cptr<Tout>(W);
-            if constexpr (Ref) {
-              py::gil_scoped_release nogil;
-              fastnn::ref::project<Tin, Tout>(o, p, mu, w, N, D, K);
-            } else {
-              std::vector<Tout> work(std::size_t(fastnn::project_workspace(N, D)));
-              py::gil_scoped_release nogil;
-              fastnn::project<Tin, Tout>(o, work.data(), p, mu, w, N, D, K);
-            }
-          });
+        dispatch2(din, dout, [&](auto ti, auto to) {
+          using Tin = decltype(ti);
+          using Tout = decltype(to);
+          const Tin* p = cptr<Tin>(x);
+          Tout* o = ptr<Tout>(out);
+          const double* mu = cptr<double>(mean);
+          const Tout* w = cptr<Tout>(W);
+          if constexpr (Ref) {
+            py::gil_scoped_release nogil;
+            fastnn::ref::project<Tin, Tout>(o, p, mu, w, N, D, K);
+          } else {
+            std::vector<Tout> work(std::size_t(fastnn::project_workspace(N, D)));
+            py::gil_scoped_release nogil;
+            fastnn::project<Tin, Tout>(o, work.data(), p, mu, w, N, D, K);
+          }
         });
         return out;
       },
@@ -261,11 +232,7 @@ void bind_apply(py::module_& m) {
         const DType dt = float_dtype(y, fn, "y");
         const index_t N = y.shape(0), K = y.shape(1);
         py::array V = input(V_, fn, "V", dt);
-        require_ndim(V, fn, "V", 2, 2);
-        if (V.shape(0) != K)
-          throw py::value_error("unproject: argument 'V' must have shape (" + std::to_string(K) + ", D), got " +
-                                shape_str(shape_of(V)));
-        const index_t D = V.shape(1);
+        const index_t D = require_rows(V, fn, "V", K, "D");
         require_blas_dims(fn, N, D, K);
         py::array mean = f64_vector(mean_, fn, "mean", D);
         py::array out = output(out_, fn, "out", dt, {py::ssize_t(N), py::ssize_t(D)});
@@ -277,10 +244,7 @@ void bind_apply(py::module_& m) {
           const T* v = cptr<T>(V);
           const double* mu = cptr<double>(mean);
           py::gil_scoped_release nogil;
-          if constexpr (Ref)
-            fastnn::ref::unproject<T>(o, py_, v, mu, N, K, D);
-          else
-            fastnn::unproject<T>(o, py_, v, mu, N, K, D);
+          FASTNN_K(unproject)(o, py_, v, mu, N, K, D);
         });
         return out;
       },
@@ -290,7 +254,9 @@ void bind_apply(py::module_& m) {
 // ---------------------------------------------------------------------------------------------
 // Augmentation
 // ---------------------------------------------------------------------------------------------
-fastnn::ImageShape image_shape(py::handle shape_, bool nchw, const char* fn) {
+// The image shape of a batch x (N, ...) of images: `image_shape` parsed ((H, W, C) for NHWC, (C, H, W)
+// for NCHW) and checked against the size of each row of x.
+fastnn::ImageShape image_shape(const py::array& x, py::handle shape_, bool nchw, const char* fn) {
   std::vector<py::ssize_t> s;
   try {
     s = shape_.cast<std::vector<py::ssize_t>>();
@@ -307,15 +273,11 @@ fastnn::ImageShape image_shape(py::handle shape_, bool nchw, const char* fn) {
   } else {
     sh.H = s[0], sh.W = s[1], sh.C = s[2];
   }
-  return sh;
-}
-
-// x as (N, ...) images of shape sh.
-void require_images(const py::array& x, const fastnn::ImageShape& sh, const char* fn) {
   require_ndim(x, fn, "x", 2);
   if (trailing_size(x) != sh.size())
     throw py::value_error(std::string(fn) + ": each row of 'x' has " + std::to_string(trailing_size(x)) +
                           " values but image_shape holds " + std::to_string(sh.size()));
+  return sh;
 }
 
 fastnn::AugmentSpec augment_spec(double flip, index_t pad, double noise, double bright, double contrast,
@@ -330,13 +292,7 @@ fastnn::AugmentSpec augment_spec(double flip, index_t pad, double noise, double 
   if (contrast > 0 && sh.C > 512)
     throw py::value_error(std::string(fn) + ": contrast jitter supports at most 512 channels, got " +
                           std::to_string(sh.C));
-  fastnn::AugmentSpec s;
-  s.flip_prob = flip;
-  s.pad = pad;
-  s.noise_std = noise;
-  s.brightness = bright;
-  s.contrast = contrast;
-  return s;
+  return fastnn::AugmentSpec{flip, pad, noise, bright, contrast};
 }
 
 template <bool Ref>
@@ -348,8 +304,7 @@ void bind_augment(py::module_& m) {
         const char* fn = "augment_images";
         py::array x = input(x_, fn, "x");
         const DType dt = float_dtype(x, fn, "x");
-        const fastnn::ImageShape sh = image_shape(shape_, nchw, fn);
-        require_images(x, sh, fn);
+        const fastnn::ImageShape sh = image_shape(x, shape_, nchw, fn);
         const fastnn::AugmentSpec spec = augment_spec(flip, pad, noise, bright, contrast, sh, fn);
         const index_t Nall = x.shape(0);
         py::array rows;
@@ -375,10 +330,7 @@ void bind_augment(py::module_& m) {
           T* o = ptr<T>(out);
           const T* p = cptr<T>(x);
           py::gil_scoped_release nogil;
-          if constexpr (Ref)
-            fastnn::ref::augment_images<T>(o, p, r, B, sh, spec, seed, stream);
-          else
-            fastnn::augment_images<T>(o, p, r, B, sh, spec, seed, stream);
+          FASTNN_K(augment_images)(o, p, r, B, sh, spec, seed, stream);
         });
         return out;
       },
@@ -393,8 +345,7 @@ void bind_augment(py::module_& m) {
         const char* fn = "shift_flip_images";
         py::array x = input(x_, fn, "x");
         const DType dt = float_dtype(x, fn, "x");
-        const fastnn::ImageShape sh = image_shape(shape_, nchw, fn);
-        require_images(x, sh, fn);
+        const fastnn::ImageShape sh = image_shape(x, shape_, nchw, fn);
         py::array out = output(out_, fn, "out", dt, shape_of(x));
         require_no_overlap(out, "out", x, "x", fn, false);
         const index_t N = x.shape(0);
@@ -403,10 +354,7 @@ void bind_augment(py::module_& m) {
           T* o = ptr<T>(out);
           const T* p = cptr<T>(x);
           py::gil_scoped_release nogil;
-          if constexpr (Ref)
-            fastnn::ref::shift_flip_images<T>(o, p, N, sh, dy, dx, flip);
-          else
-            fastnn::shift_flip_images<T>(o, p, N, sh, dy, dx, flip);
+          FASTNN_K(shift_flip_images)(o, p, N, sh, dy, dx, flip);
         });
         return out;
       },

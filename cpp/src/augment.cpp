@@ -79,6 +79,19 @@ FASTNN_INLINE double geo_value(const T* img, const ImageShape& sh, index_t i, in
   return double(sh.nchw ? img[(c * sh.H + si) * sh.W + sj] : img[(si * sh.W + sj) * sh.C + c]);
 }
 
+// Row i, column j and channel c of element e of an image (in memory order), for the references.
+inline void pixel_of(const ImageShape& sh, index_t e, index_t& i, index_t& j, index_t& c) {
+  if (sh.nchw) {
+    c = e / (sh.H * sh.W);
+    i = (e / sh.W) % sh.H;
+    j = e % sh.W;
+  } else {
+    i = e / (sh.W * sh.C);
+    j = (e / sh.C) % sh.W;
+    c = e % sh.C;
+  }
+}
+
 // One image: out_img (size H W C) from img, with draw d; image index b keys the noise.
 template <class T>
 void augment_one(T* FASTNN_RESTRICT out, const T* FASTNN_RESTRICT img, const ImageShape& sh,
@@ -221,15 +234,7 @@ void augment_images(T* out, const T* x, const std::int64_t* rows, index_t B, con
     if (spec.contrast != 0.0) channel_means(m, img, sh);
     for (index_t e = 0; e < n; ++e) {
       index_t i, j, c;
-      if (sh.nchw) {
-        c = e / (sh.H * sh.W);
-        i = (e / sh.W) % sh.H;
-        j = e % sh.W;
-      } else {
-        i = e / (sh.W * sh.C);
-        j = (e / sh.C) % sh.W;
-        c = e % sh.C;
-      }
+      pixel_of(sh, e, i, j, c);
       double v = geo_value(img, sh, i, j, c, d.dy, d.dx, d.flip);
       if (spec.contrast != 0.0) v = (v - m[c]) * d.factor + m[c];
       v = v + d.delta;
@@ -252,15 +257,7 @@ void shift_flip_images(T* out, const T* x, index_t N, const ImageShape& sh, inde
   for (index_t b = 0; b < N; ++b)
     for (index_t e = 0; e < n; ++e) {
       index_t i, j, c;
-      if (sh.nchw) {
-        c = e / (sh.H * sh.W);
-        i = (e / sh.W) % sh.H;
-        j = e % sh.W;
-      } else {
-        i = e / (sh.W * sh.C);
-        j = (e / sh.C) % sh.W;
-        c = e % sh.C;
-      }
+      pixel_of(sh, e, i, j, c);
       out[b * n + e] = T(geo_value(x + b * n, sh, i, j, c, dy, dx, flip));
     }
 }

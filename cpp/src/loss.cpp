@@ -22,17 +22,63 @@ inline index_t row_grain(index_t C) { return std::max<index_t>(1, 8192 / std::ma
 
 constexpr index_t kSmallC = 64;
 
+// The largest score of a row (the shift that keeps exp from overflowing).
+template <class T>
+FASTNN_INLINE T row_max(const T* s, index_t C) {
+  T mx = s[0];
+  for (index_t j = 1; j < C; ++j) mx = s[j] > mx ? s[j] : mx;
+  return mx;
+}
+
+// sum_j exp(s_j - mx), summed in double. With `keep` (a gradient row about to be written, not
+// accumulated) exp(s_j - mx) is left in keep[j]; without, it is evaluated in blocks on the stack, to
+// be evaluated again by softmax_grad. Either way the sum loop stays separate from the exp loop (so
+// GCC vectorises the exp) and nothing is allocated for any number of classes.
+template <class T>
+FASTNN_INLINE double sum_exp(T* FASTNN_RESTRICT keep, const T* FASTNN_RESTRICT s, T mx, index_t C) {
+  double sum = 0.0;
+  if (keep) {
+#pragma omp simd
+    for (index_t j = 0; j < C; ++j) keep[j] = vm::exp(T(s[j] - mx));
+    for (index_t j = 0; j < C; ++j) sum += double(keep[j]);
+  } else {
+    T z[64];
+    for (index_t j0 = 0; j0 < C; j0 += 64) {
+      const index_t m = std::min<index_t>(64, C - j0);
+#pragma omp simd
+      for (index_t j = 0; j < m; ++j) z[j] = vm::exp(T(s[j0 + j] - mx));
+      for (index_t j = 0; j < m; ++j) sum += double(z[j]);
+    }
+  }
+  return sum;
+}
+
+// The softmax cross-entropy gradient row g_scale * (exp(s_j - mx) * scale - target(j)): written
+// over d when `kept` (d then holds exp(s_j - mx) from sum_exp), else added into d.
+template <class T, class Target>
+FASTNN_INLINE void softmax_grad(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, T mx, T scale, index_t C,
+                                T g_scale, bool kept, Target target) {
+  if (kept) {
+#pragma omp simd
+    for (index_t j = 0; j < C; ++j) d[j] = g_scale * (d[j] * scale - target(j));
+  } else {
+#pragma omp simd
+    for (index_t j = 0; j < C; ++j) d[j] += g_scale * (vm::exp(T(s[j] - mx)) * scale - target(j));
+  }
+}
+
 // One row of softmax cross-entropy; returns the row loss, writes the row gradient times g_scale.
 // exp is evaluated twice rather than stored, so nothing is allocated for any number of classes.
 // NaN or +inf in a row gives a NaN loss (visible, not hidden).
 template <class T>
 FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, std::int64_t y,
                               index_t C, double eps, T g_scale, bool acc) {
-  T mx = s[0];
-  for (index_t j = 1; j < C; ++j) mx = s[j] > mx ? s[j] : mx;
+  const T mx = row_max(s, C);
   // exp(s - mx) goes into the gradient row when it is written (not accumulated), else it is
   // evaluated twice; either way nothing is allocated for any number of classes.
   const bool scratch = d && !acc;
+  const double off = C > 1 ? eps / double(C - 1) : 0.0;  // every other class's target
+  const double on = 1.0 - eps;                          // the true class's target
   double sum = 0.0;
   if (C <= kSmallC) {
     // Few classes (the common case): pad the row to whole vectors with -inf (exp -> 0), so the
@@ -45,31 +91,18 @@ FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, 
     for (index_t j = 0; j < Cp; ++j) z[j] = vm::exp(z[j]);
     for (index_t j = 0; j < C; ++j) sum += double(z[j]);
     if (d) {
-      const T inv = T(1.0 / sum), t_off = T(C > 1 ? eps / double(C - 1) : 0.0);
+      const T inv = T(1.0 / sum), t_off = T(off);
       for (index_t j = 0; j < C; ++j) {
         const T g = g_scale * (z[j] * inv - t_off);
         d[j] = acc ? d[j] + g : g;
       }
-      d[y] -= g_scale * T((1.0 - eps) - (C > 1 ? eps / double(C - 1) : 0.0));
+      d[y] -= g_scale * T(on - off);
       d = nullptr;  // done
     }
-  } else if (scratch) {
-#pragma omp simd
-    for (index_t j = 0; j < C; ++j) d[j] = vm::exp(T(s[j] - mx));
-    for (index_t j = 0; j < C; ++j) sum += double(d[j]);
   } else {
-    // exp twice, in blocks on the stack, so the sum loop stays separate from the exp loop
-    T z[64];
-    for (index_t j0 = 0; j0 < C; j0 += 64) {
-      const index_t m = std::min<index_t>(64, C - j0);
-#pragma omp simd
-      for (index_t j = 0; j < m; ++j) z[j] = vm::exp(T(s[j0 + j] - mx));
-      for (index_t j = 0; j < m; ++j) sum += double(z[j]);
-    }
+    sum = sum_exp(scratch ? d : nullptr, s, mx, C);
   }
   const double lse = std::log(sum);  // log sum exp(s - mx)
-  const double off = C > 1 ? eps / double(C - 1) : 0.0;
-  const double on = 1.0 - eps;
   // loss = -sum_j t_j * log p_j = lse - sum_j t_j (s_j - mx), since sum_j t_j = 1
   double loss;
   if (eps == 0.0) {
@@ -80,15 +113,8 @@ FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, 
     loss = lse - dot;
   }
   if (d) {
-    const T inv = T(1.0 / sum);
     const T t_off = T(off);
-    if (scratch) {
-#pragma omp simd
-      for (index_t j = 0; j < C; ++j) d[j] = g_scale * (d[j] * inv - t_off);
-    } else {
-#pragma omp simd
-      for (index_t j = 0; j < C; ++j) d[j] += g_scale * (vm::exp(T(s[j] - mx)) * inv - t_off);
-    }
+    softmax_grad(d, s, mx, T(1.0 / sum), C, g_scale, scratch, [t_off](index_t) { return t_off; });
     d[y] -= g_scale * T(on - off);  // the true class's target is `on`, not `off`
   }
   return loss;
@@ -101,25 +127,11 @@ FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, 
 template <class T>
 FASTNN_INLINE double xent_soft_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, const T* FASTNN_RESTRICT t,
                                    index_t C, double eps, T g_scale, bool acc) {
-  T mx = s[0];
-  for (index_t j = 1; j < C; ++j) mx = s[j] > mx ? s[j] : mx;
+  const T mx = row_max(s, C);
   const double off = C > 1 ? eps / double(C - 1) : 0.0;
   const double a = 1.0 - eps - off;  // t'_j = (1 - eps) t_j + off (1 - t_j) = a t_j + off
   const bool scratch = d && !acc;
-  double sum = 0.0;
-  if (scratch) {
-#pragma omp simd
-    for (index_t j = 0; j < C; ++j) d[j] = vm::exp(T(s[j] - mx));
-    for (index_t j = 0; j < C; ++j) sum += double(d[j]);
-  } else {
-    T z[64];
-    for (index_t j0 = 0; j0 < C; j0 += 64) {
-      const index_t m = std::min<index_t>(64, C - j0);
-#pragma omp simd
-      for (index_t j = 0; j < m; ++j) z[j] = vm::exp(T(s[j0 + j] - mx));
-      for (index_t j = 0; j < m; ++j) sum += double(z[j]);
-    }
-  }
+  const double sum = sum_exp(scratch ? d : nullptr, s, mx, C);
   // loss = -sum_j t'_j log p_j = S' lse - sum_j t'_j (s_j - mx), S' = sum_j t'_j
   double tsum = 0.0, dot = 0.0;
   for (index_t j = 0; j < C; ++j) {
@@ -129,14 +141,9 @@ FASTNN_INLINE double xent_soft_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRIC
   }
   const double lse = std::log(sum);
   if (d) {
-    const T scale = T(tsum / sum), ta = T(a), toff = T(off);
-    if (scratch) {
-#pragma omp simd
-      for (index_t j = 0; j < C; ++j) d[j] = g_scale * (d[j] * scale - (ta * t[j] + toff));
-    } else {
-#pragma omp simd
-      for (index_t j = 0; j < C; ++j) d[j] += g_scale * (vm::exp(T(s[j] - mx)) * scale - (ta * t[j] + toff));
-    }
+    const T ta = T(a), toff = T(off);
+    softmax_grad(d, s, mx, T(tsum / sum), C, g_scale, scratch,
+                 [t, ta, toff](index_t j) { return ta * t[j] + toff; });
   }
   return tsum * lse - dot;
 }

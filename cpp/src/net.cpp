@@ -173,6 +173,24 @@ void Net<T>::reserve(index_t max_batch) {
 }
 
 template <class T>
+bool Net<T>::has_batchnorm() const {
+  for (const LayerSpec& L : layers_)
+    if (L.kind == LayerKind::BatchNorm) return true;
+  return false;
+}
+
+template <class T>
+void Net<T>::check_batch(index_t n, bool train) const {
+  if (n < 1 || n > max_batch_)
+    throw std::invalid_argument("batch of " + std::to_string(n) + " rows; this network takes 1 to " +
+                                std::to_string(max_batch_));
+  if (train && n == 1 && has_batchnorm())
+    throw std::invalid_argument(
+        "batch norm in training mode needs more than 1 row per batch, got a batch of 1 row (the variance "
+        "of one row is 0, so every output would be beta)");
+}
+
+template <class T>
 void Net<T>::enable_average(double decay) {
   if (decay >= 1.0 || !std::isfinite(decay))
     throw std::invalid_argument("the averaging decay must be < 1 (0 for a Polyak average, < 0 to switch off)");
@@ -543,9 +561,7 @@ void Net<T>::average_update() {
 template <class T>
 StepLoss Net<T>::train_step(const T* x, const std::int64_t* yc, const T* yr, index_t n, double lr,
                             double momentum, bool* finite) {
-  if (n < 1 || n > max_batch_)
-    throw std::invalid_argument("batch of " + std::to_string(n) + " rows; this network takes 1 to " +
-                                std::to_string(max_batch_));
+  check_batch(n, true);
   // running statistics are restored if the step turns out not finite
   if (n_buffers_) std::memcpy(saved_buffers_, buffers_, sizeof(T) * n_buffers_);
   forward(x, n, true, step);
@@ -640,9 +656,7 @@ void Net<T>::set_monitor(index_t every) {
 template <class T>
 StepLoss Net<T>::signature(const T* x, const std::int64_t* yc, const T* yr, index_t n, bool train,
                            std::uint64_t* sig) {
-  if (n < 1 || n > max_batch_)
-    throw std::invalid_argument("batch of " + std::to_string(n) + " rows; this network takes 1 to " +
-                                std::to_string(max_batch_));
+  check_batch(n, train);
   if (n_buffers_) std::memcpy(saved_buffers_, buffers_, sizeof(T) * n_buffers_);
   forward(x, n, train, step);
   StepLoss r;
@@ -696,6 +710,12 @@ index_t Net<T>::train_epoch(const T* X, const std::int64_t* Yc, const T* Yr, ind
   if (batch < 1 || batch > max_batch_)
     throw std::invalid_argument("batch_size " + std::to_string(batch) + " must be in [1, " +
                                 std::to_string(max_batch_) + "]");
+  // Refused before the first step rather than at the last batch of the epoch.
+  if (n_order > 0 && (batch == 1 || n_order % batch == 1) && has_batchnorm())
+    throw std::invalid_argument(
+        "batch norm in training mode needs more than 1 row per batch, but " + std::to_string(n_order) +
+        " rows in batches of " + std::to_string(batch) + " make a batch of 1 row; choose a batch size that "
+        "does not (the variance of one row is 0, so every output would be beta)");
   for (index_t i = 0; i < n_order; ++i)
     if (order[i] < 0 || order[i] >= N)
       throw std::invalid_argument("order[" + std::to_string(i) + "] = " + std::to_string(order[i]) +
@@ -733,9 +753,7 @@ index_t Net<T>::train_epoch(const T* X, const std::int64_t* Yc, const T* Yr, ind
 
 template <class T>
 StepLoss Net<T>::loss_and_grad(const T* x, const std::int64_t* yc, const T* yr, index_t n, bool train) {
-  if (n < 1 || n > max_batch_)
-    throw std::invalid_argument("batch of " + std::to_string(n) + " rows; this network takes 1 to " +
-                                std::to_string(max_batch_));
+  check_batch(n, train);
   if (n_buffers_) std::memcpy(saved_buffers_, buffers_, sizeof(T) * n_buffers_);  // left untouched
   forward(x, n, train, step);
   StepLoss r;

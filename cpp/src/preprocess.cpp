@@ -508,29 +508,6 @@ void row_hashes(std::uint64_t* out, const T* x, index_t N, index_t D) {
 namespace ref {
 
 template <class T>
-void column_stats(double* mean, double* m2, double* mn, double* mx, const T* x, index_t N, index_t D) {
-  for (index_t j = 0; j < D; ++j) {
-    double s = 0, lo = double(x[j]), hi = double(x[j]);
-    for (index_t r = 0; r < N; ++r) {
-      const double v = double(x[r * D + j]);
-      s += v;
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-    }
-    const double mu = s / double(N);
-    double q = 0;
-    for (index_t r = 0; r < N; ++r) {
-      const double d = double(x[r * D + j]) - mu;
-      q += d * d;
-    }
-    mean[j] = mu;
-    m2[j] = q;
-    mn[j] = lo;
-    mx[j] = hi;
-  }
-}
-
-template <class T>
 void channel_stats(double* mean, double* m2, double* mn, double* mx, const T* x, index_t N, index_t C,
                    index_t S, bool nchw) {
   auto at = [&](index_t n, index_t c, index_t s) {
@@ -557,6 +534,12 @@ void channel_stats(double* mean, double* m2, double* mn, double* mx, const T* x,
     mn[c] = lo;
     mx[c] = hi;
   }
+}
+
+// The columns of x (N, D) are the channels of N one-pixel images.
+template <class T>
+void column_stats(double* mean, double* m2, double* mn, double* mx, const T* x, index_t N, index_t D) {
+  channel_stats(mean, m2, mn, mx, x, N, D, 1, false);
 }
 
 template <class T>

@@ -130,6 +130,15 @@ const char* blas_info() {
 #endif
 }
 
+const char* blas_corename() {
+#if defined(FASTNN_BLAS_SCIPY_OPENBLAS) || defined(FASTNN_BLAS_OPENBLAS)
+  const char* name = FASTNN_BLAS_FN(get_corename)();
+  return name ? name : "";
+#else
+  return "";
+#endif
+}
+
 double measure_clock_ghz() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   using Clock = std::chrono::steady_clock;

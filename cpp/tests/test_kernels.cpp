@@ -523,7 +523,8 @@ std::vector<T> train_net(fastnn::OptimKind kind, int threads, std::mt19937_64& r
   std::vector<std::int64_t> order(N);
   for (index_t i = 0; i < N; ++i) order[i] = (i * 7) % N;
   std::vector<double> lrs(8, 0.01), mus(8, 0.5), losses(8);
-  const index_t done = net.train_epoch(X.data(), Y.data(), nullptr, N, order.data(), N, 13, lrs.data(), mus.data(),
+  // batches of 12: the last one is partial (4 rows)
+  const index_t done = net.train_epoch(X.data(), Y.data(), nullptr, N, order.data(), N, 12, lrs.data(), mus.data(),
                                        losses.data());
   ++g_checks;
   if (done != 4 || !finite) fail("net: an epoch did not complete with finite losses");
@@ -593,6 +594,53 @@ void test_net_runtime(std::mt19937_64& rng) {
       fail("net: an out-of-range label was accepted");
     } catch (const std::invalid_argument&) {
     }
+  }
+  {  // batch norm in training mode refuses a batch of 1 row (its output would be beta whatever the input)
+    fastnn::LayerSpec bn;
+    bn.kind = LayerKind::BatchNorm;
+    bn.in = 2;
+    bn.param = 1e-5;
+    fastnn::Net<T> net({dense(3, 2), bn}, fastnn::LossSpec{}, 8, 0);
+    fastnn::StepHyper h;
+    h.lr = 0.1;
+    net.set_optimizer(fastnn::OptimKind::SGD, h);
+    std::vector<T> x(5 * 3);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = T(0.1 * double(i % 7) - 0.3);
+    std::vector<std::int64_t> y = {0, 1, 1, 0, 1};
+    std::vector<T> before(net.params(), net.params() + net.n_params());
+    bool finite = true;
+    auto refused = [&](const char* what, auto call) {
+      ++g_checks;
+      try {
+        call();
+        fail(std::string("net: batch norm accepted a training batch of 1 row in ") + what);
+      } catch (const std::invalid_argument& e) {
+        if (!std::strstr(e.what(), "more than 1 row per batch"))
+          fail(std::string("net: unclear message for a 1-row batch-norm batch in ") + what + ": " + e.what());
+      }
+    };
+    refused("train_step", [&] { net.train_step(x.data(), y.data(), nullptr, 1, 0.1, 0.0, &finite); });
+    refused("loss_and_grad", [&] { net.loss_and_grad(x.data(), y.data(), nullptr, 1, true); });
+    std::uint64_t sig = 0;
+    refused("signature", [&] { net.signature(x.data(), y.data(), nullptr, 1, true, &sig); });
+    std::vector<std::int64_t> order = {0, 1, 2, 3, 4};
+    std::vector<double> lrs(5, 0.1), mus(5, 0.0), losses(5);
+    refused("train_epoch (5 rows in batches of 2)", [&] {
+      net.train_epoch(x.data(), y.data(), nullptr, 5, order.data(), 5, 2, lrs.data(), mus.data(), losses.data());
+    });
+    refused("train_epoch (batches of 1)", [&] {
+      net.train_epoch(x.data(), y.data(), nullptr, 5, order.data(), 5, 1, lrs.data(), mus.data(), losses.data());
+    });
+    ++g_checks;
+    if (net.step != 0 || std::memcmp(before.data(), net.params(), sizeof(T) * before.size()) != 0)
+      fail("net: a refused 1-row batch-norm batch changed the network");
+    // evaluation mode uses the running statistics: one row is fine; so are batches of 2 rows and more
+    net.loss_and_grad(x.data(), y.data(), nullptr, 1, false);
+    std::vector<T> out(2);
+    net.predict(x.data(), 1, out.data(), true);
+    ++g_checks;
+    if (net.train_epoch(x.data(), y.data(), nullptr, 5, order.data(), 5, 3, lrs.data(), mus.data(), losses.data()) != 2)
+      fail("net: batch norm refused batches of 3 and 2 rows");
   }
 }
 

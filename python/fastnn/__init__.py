@@ -13,9 +13,34 @@ import numpy as _np  # noqa: F401
 # that OpenBLAS always runs single-threaded, so it is loaded with OPENBLAS_NUM_THREADS=1: otherwise
 # it starts a pthreads pool at load time whose threads spin for ~0.1 s, stealing cores from the
 # first kernels (measured: the first 0.1 s of GEMMs ran at half speed on 2 cores).
-_saved_blas_env = _os.environ.get("OPENBLAS_NUM_THREADS")
+#
+# On AMD Zen CPUs OpenBLAS (0.3.2x-0.3.3x) picks its SkylakeX (AVX-512) kernels where the CPU has
+# AVX-512, but Zen 4 runs AVX-512 as two 256-bit halves and OpenBLAS's Zen (AVX2) kernels are
+# 4-9 % faster there for every GEMM shape of the W1-W4 workloads (benchmarks/RESULTS.md, GEMM:
+# OpenBLAS kernel set). So fastnn's OpenBLAS is loaded with OPENBLAS_CORETYPE=Zen on AMD CPUs,
+# unless the user set OPENBLAS_CORETYPE or FASTNN_OPENBLAS_CORETYPE ("auto" or "" = OpenBLAS's own
+# choice). NumPy's OpenBLAS, already loaded above, is not affected.
+_saved_blas_env = {k: _os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE")}
+
+
+def _amd_cpu() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return "AuthenticAMD" in line
+    except OSError:
+        pass
+    return False
+
+
 if _os.environ.get("FASTNN_GEMM_THREADING", "tiles") == "tiles":
     _os.environ["OPENBLAS_NUM_THREADS"] = "1"
+_coretype = _os.environ.get("FASTNN_OPENBLAS_CORETYPE")
+if _coretype is None and "OPENBLAS_CORETYPE" not in _os.environ and _amd_cpu():
+    _coretype = "Zen"
+if _coretype and _coretype != "auto":
+    _os.environ["OPENBLAS_CORETYPE"] = _coretype
 try:
     try:  # pragma: no cover - exercised by every import (this import loads the library)
         import scipy_openblas32 as _scipy_openblas32  # noqa: F401
@@ -23,10 +48,11 @@ try:
         _scipy_openblas32 = None
     from fastnn import _core
 finally:
-    if _saved_blas_env is None:
-        _os.environ.pop("OPENBLAS_NUM_THREADS", None)
-    else:
-        _os.environ["OPENBLAS_NUM_THREADS"] = _saved_blas_env
+    for _k, _v in _saved_blas_env.items():
+        if _v is None:
+            _os.environ.pop(_k, None)
+        else:
+            _os.environ[_k] = _v
 
 from fastnn import augment, datasets, losses, optim, preprocessing, schedules  # noqa: E402
 from fastnn._threads import get_num_threads, set_num_threads, threads  # noqa: E402
@@ -118,11 +144,13 @@ def build_info() -> dict[str, object]:
     Returns
     -------
     dict
-        Keys ``blas``, ``gemm_threading``, ``openmp``, ``simd``, ``num_threads``,
-        ``hardware_threads``.
+        Keys ``blas``, ``blas_kernels`` (the CPU kernel set OpenBLAS uses, e.g. ``"Zen"``;
+        ``FASTNN_OPENBLAS_CORETYPE`` chooses it at import), ``gemm_threading``, ``openmp``,
+        ``simd``, ``num_threads``, ``hardware_threads``.
     """
     return {
         "blas": _core.blas_info(),
+        "blas_kernels": _core.blas_corename(),
         "gemm_threading": _core.gemm_threading(),
         "openmp": bool(_core.openmp),
         "simd": _core.simd_level(),

@@ -98,18 +98,24 @@ class History(Callback):
             self.history.setdefault(k, []).append(float(v))
 
     def to_dict(self) -> dict:
-        """Everything recorded, as JSON-serialisable lists (the ``history.json`` of a run folder)."""
-        return {"epoch": self.epoch, "history": self.history, "batch_loss": self.batch_loss,
-                "batch_epoch": self.batch_epoch}
+        """Everything recorded, as lists for strict JSON (the ``history.json`` of a run folder): a
+        non-finite value (the learning rate under L-BFGS, which has none; a diverged loss) is
+        None, written as ``null``."""
+        from fastnn._json import finite_or_none
+
+        return {"epoch": list(self.epoch), "history": {k: finite_or_none(v) for k, v in self.history.items()},
+                "batch_loss": finite_or_none(self.batch_loss), "batch_epoch": finite_or_none(self.batch_epoch)}
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
-        """A History from :meth:`to_dict`'s output."""
+        """A History from :meth:`to_dict`'s output (None, JSON's ``null``, reads as NaN)."""
+        from fastnn._json import nan_for_none
+
         h = cls()
         h.epoch = list(d.get("epoch", []))
-        h.history = {k: list(v) for k, v in d.get("history", {}).items()}
-        h.batch_loss = list(d.get("batch_loss", []))
-        h.batch_epoch = list(d.get("batch_epoch", []))
+        h.history = {k: nan_for_none(v) for k, v in d.get("history", {}).items()}
+        h.batch_loss = nan_for_none(d.get("batch_loss", []))
+        h.batch_epoch = nan_for_none(d.get("batch_epoch", []))
         return h
 
     def get_state(self) -> dict:

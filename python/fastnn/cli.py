@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,24 +22,6 @@ from pathlib import Path
 import numpy as np
 
 import fastnn
-
-
-def _schedule(name: str, lr: float, epochs: int):
-    from fastnn import schedules as S
-
-    if name == "constant":
-        return lr
-    if name == "cosine":
-        return S.cosine(lr, epochs)
-    if name == "step":
-        return S.step_decay(lr, 0.5, max(1, epochs // 4))
-    if name == "exponential":
-        return S.exponential(lr, 3.0 / epochs)
-    if name == "inverse_time":
-        return S.inverse_time(lr, 10.0 / epochs)
-    if name == "warmup_cosine":
-        return S.warmup(S.cosine(lr, epochs), max(1, epochs // 10))
-    raise ValueError(f"unknown schedule {name!r}")
 
 
 def _load_data(path: str | None, seed: int):
@@ -84,12 +65,14 @@ def _image_shape(path: str | None) -> tuple[int, int] | None:
     return (int(shape[1]), int(shape[2])) if len(shape) == 3 else None
 
 
-def _write_sample(out: Path, X: np.ndarray, y: np.ndarray, image_shape: tuple[int, int] | None, rows: int = 64) -> None:
-    """sample.npz: a few preprocessed validation rows and their labels (and the image shape), for the
-    report's activation/gradient distributions and weight tiles."""
+def _write_sample(out: Path, model, X: np.ndarray, y: np.ndarray, image_shape: tuple[int, int] | None,
+                  rows: int = 64) -> None:
+    """sample.npz: a few validation rows as the network sees them (after the model's preprocessing, which
+    is what ``model.capture`` takes) and their labels (and the image shape), for the report's
+    activation/gradient distributions and weight tiles."""
     from fastnn._atomic import write_atomic
 
-    arrays = {"X": np.ascontiguousarray(X[:rows]), "y": np.ascontiguousarray(y[:rows])}
+    arrays = {"X": model.preprocess(X[:rows]), "y": np.ascontiguousarray(y[:rows])}
     if image_shape is not None:
         arrays["image_shape"] = np.asarray(image_shape, dtype=np.int64)
     buf = io.BytesIO()
@@ -98,32 +81,35 @@ def _write_sample(out: Path, X: np.ndarray, y: np.ndarray, image_shape: tuple[in
 
 
 def _run_files_callback(out: Path, monitor, verbose: bool):
-    """A callback writing history.json and monitor.json after every epoch, atomically but without
-    fsync (an fsync costs ~7 ms here, more than an epoch of the default run; the last write after
-    training is fsynced), and printing the monitor's new diagnoses, each (kind, place) once."""
-    from fastnn._atomic import write_atomic
+    """A callback writing history.json and monitor.json (strict JSON) after every epoch, atomically but
+    without fsync (an fsync costs ~7 ms here, more than an epoch of the default run; the last write
+    after training is fsynced), and printing the monitor's new diagnoses (it keeps one per (kind,
+    place), so each is printed once)."""
     from fastnn.callbacks import Callback
 
     class RunFiles(Callback):
         def __init__(self) -> None:
-            self.shown: set[tuple[str, str]] = set()
             self.seen = 0
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            write_atomic(out / "history.json", json.dumps(self.trainer.history.to_dict()), fsync=False)
-            write_atomic(out / "monitor.json", json.dumps(monitor.to_dict()), fsync=False)
+            _write_run_files(out, self.trainer.history, monitor, fsync=False)
             new, self.seen = monitor.diagnoses[self.seen:], len(monitor.diagnoses)
-            for d in new:
-                if verbose and (d.kind, d.where) not in self.shown:
-                    self.shown.add((d.kind, d.where))
-                    print(f"fastnn train: diagnosis: {d}", file=sys.stderr)
+            for d in new if verbose else ():
+                print(f"fastnn train: diagnosis: {d}", file=sys.stderr)
 
     return RunFiles()
 
 
-def _train(args: argparse.Namespace) -> int:
-    from fastnn import optim
+def _write_run_files(out: Path, history, monitor, fsync: bool = True) -> None:
     from fastnn._atomic import write_atomic
+    from fastnn._json import dumps
+
+    write_atomic(out / "history.json", dumps(history.to_dict()), fsync=fsync)
+    write_atomic(out / "monitor.json", dumps(monitor.to_dict()), fsync=fsync)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fastnn import optim, schedules
     from fastnn.callbacks import EarlyStopping, ModelCheckpoint
     from fastnn.monitor import Monitor
     from fastnn.preprocessing import StandardScaler
@@ -132,15 +118,17 @@ def _train(args: argparse.Namespace) -> int:
         fastnn.set_num_threads(args.threads)
     source, splits = _load_data(args.data, args.seed)
     (Xtr, ytr), (Xva, yva), (Xte, yte) = splits["train"], splits["val"], splits["test"]
-    scaler = StandardScaler().fit(Xtr)  # fitted on the training split only
-    Xtr, Xva, Xte = scaler.transform(Xtr), scaler.transform(Xva), scaler.transform(Xte)
     classes = int(max(ytr.max(), yva.max(), yte.max())) + 1
     hidden = [int(h) for h in args.hidden.split(",") if h]
+    # the scaler is fitted on the training split only and attached to the model: the trainer applies it
+    # to the training and validation rows, evaluate() to the test rows, and every checkpoint carries it,
+    # so fastnn.load(path).predict(raw_X) works on raw inputs
     model = fastnn.MLP(Xtr.shape[1], hidden, classes, activation=args.activation, batchnorm=args.batchnorm,
                        dropout=args.dropout, l2=args.l2, seed=args.seed,
                        dtype=np.float64 if args.float64 else np.float32,
-                       loss=fastnn.losses.SoftmaxCrossEntropy(label_smoothing=args.label_smoothing))
-    opt_args = {"lr": _schedule(args.schedule, args.lr, args.epochs)}
+                       loss=fastnn.losses.SoftmaxCrossEntropy(label_smoothing=args.label_smoothing),
+                       preprocessing=StandardScaler().fit(Xtr))
+    opt_args = {"lr": schedules.by_name(args.schedule, args.lr, args.epochs)}
     if args.optimizer in ("sgd", "momentum", "nesterov", "gains"):
         opt_args["momentum"] = args.momentum
     optimizer = optim.resolve_optimizer(args.optimizer, **opt_args)
@@ -148,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"fastnn {fastnn.__version__}: {source}; train {len(Xtr)}, val {len(Xva)}, test {len(Xte)}; "
           f"{model.num_params()} parameters; {fastnn.get_num_threads()} threads")
-    _write_sample(out, *((Xva, yva) if len(Xva) else (Xtr, ytr)), _image_shape(args.data))
+    _write_sample(out, model, *((Xva, yva) if len(Xva) else (Xtr, ytr)), _image_shape(args.data))
     callbacks = [ModelCheckpoint(out / "best.safetensors", monitor="val_acc", save_best_only=True)]
     if args.patience:
         callbacks.append(EarlyStopping("val_acc", patience=args.patience, restore_best_weights=True))
@@ -162,11 +150,9 @@ def _train(args: argparse.Namespace) -> int:
         for e, loss, va in zip(hist.epoch, hist.history["loss"], hist.history["val_acc"], strict=True):
             if e == 1 or e % max(1, len(hist.epoch) // 10) == 0 or e == hist.epoch[-1]:
                 print(f"epoch {e:4d}  loss {loss:.4f}  val acc {va:.4f}")
-    test = model.evaluate(Xte, yte)
-    model.save(out / "model.safetensors", history=hist, preprocessing=scaler.to_dict(),
-               extra={"source": source, "test_accuracy": test["accuracy"]})
-    write_atomic(out / "history.json", json.dumps(hist.to_dict()))
-    write_atomic(out / "monitor.json", json.dumps(monitor.to_dict()))
+    test = model.evaluate(Xte, yte)  # raw test rows through the model's scaler
+    model.save(out / "model.safetensors", history=hist, extra={"source": source, "test_accuracy": test["accuracy"]})
+    _write_run_files(out, hist, monitor)
     print(f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
           f"({seconds:.2f} s, {len(hist.epoch)} epochs)  -> {out}")
     return 0
@@ -180,10 +166,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _preprocess_like(model, Xtr: np.ndarray) -> np.ndarray:
-    """The training rows preprocessed as for ``model``: with the statistics stored in its checkpoint
-    (``fastnn train`` saves them), else standardised with statistics fitted on these rows."""
+    """The training rows as the checks should see them. A model with its own preprocessing attached
+    (``fastnn train`` attaches its scaler) takes them raw: the checks apply it. Otherwise they are
+    standardised with the statistics an older checkpoint recorded in its metadata, else with
+    statistics fitted on these rows."""
     from fastnn.preprocessing import StandardScaler
 
+    if model is not None and model.preprocessing is not None:
+        return Xtr
     prep = (getattr(model, "checkpoint", None) or {}).get("preprocessing") if model is not None else None
     if prep and prep.get("kind") == "standardize":
         return StandardScaler.from_dict(prep).transform(Xtr)  # the statistics the model was trained with
@@ -199,9 +189,11 @@ def _check_setup(args: argparse.Namespace):
     source, splits = _load_data(args.data, seed=0)
     Xtr, ytr = splits["train"]
     model = fastnn.load(args.model) if args.model else None
-    if model is not None and model.input_dim != Xtr.shape[1]:
-        raise ValueError(f"{args.model} takes {model.input_dim} input features but {source} has "
-                         f"{Xtr.shape[1]}: pass the data it was trained on with --data")
+    if model is not None:
+        wants = getattr(model.preprocessing, "n_features_in_", model.input_dim)  # raw features
+        if wants != Xtr.shape[1]:
+            raise ValueError(f"{args.model} takes {wants} input features but {source} has "
+                             f"{Xtr.shape[1]}: pass the data it was trained on with --data")
     Xtr = _preprocess_like(model, Xtr)
     if model is None:
         classes = int(max(int(v[1].max()) for v in splits.values() if len(v[1]))) + 1
@@ -217,12 +209,13 @@ def _save_check(args: argparse.Namespace, kind: str, data: dict) -> None:
     """Write ``<kind>.json`` beside --model when that folder is a training run (it holds history.json or
     monitor.json), so ``fastnn report`` shows the result."""
     from fastnn._atomic import write_atomic
+    from fastnn._json import dumps
 
     if not args.model or args.no_save:
         return
     run = Path(args.model).resolve().parent
     if (run / "history.json").is_file() or (run / "monitor.json").is_file():
-        path = write_atomic(run / f"{kind}.json", json.dumps(data, indent=1))
+        path = write_atomic(run / f"{kind}.json", dumps(data, indent=1))
         print(f"wrote {path}")
 
 
@@ -320,8 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         "adadelta, rprop, gains, lbfgs")
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--schedule", default="cosine",
-                   help="constant, cosine, step, exponential, inverse_time, warmup_cosine")
+    t.add_argument("--schedule", default="cosine", help=", ".join(fastnn.schedules.NAMES))
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--patience", type=int, default=0, help="early stopping patience in epochs (0: off)")

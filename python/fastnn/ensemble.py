@@ -16,7 +16,7 @@ several models, and distil an ensemble back into one model.
   of one model.
 
 Preprocessing: an ensemble may carry the preprocessing its members were trained with (the
-``preprocessing`` recorded in their checkpoints, e.g. ``Standardizer.to_dict()``); it is then
+``preprocessing`` recorded in their checkpoints, e.g. ``StandardScaler().fit(X).to_dict()``); it is then
 applied to every input, so ``from_search(...)`` predicts from raw features.
 """
 
@@ -32,7 +32,7 @@ import numpy as np
 
 from fastnn.callbacks import Callback, WeightAveraging
 from fastnn.layers import BatchNorm, Dense
-from fastnn.model import Sequential
+from fastnn.model import Sequential, _list_of
 
 __all__ = ["Ensemble", "train_ensemble", "snapshot_ensemble", "fit_averaged", "recompute_batchnorm", "distill",
            "softmax"]
@@ -57,18 +57,10 @@ def _preprocessor(p: Any) -> Any:
     """An object with ``transform(X)`` from a preprocessing description (or None)."""
     if p is None or hasattr(p, "transform"):
         return p
-    if isinstance(p, Mapping):
-        try:  # fastnn.preprocessing's descriptions (they include the stopgap Standardizer's)
-            from fastnn.preprocessing import from_dict
-        except ImportError:
-            from_dict = None
-        if from_dict is not None:
-            return from_dict(dict(p))
-        if p.get("kind") == "standardize":
-            from fastnn.datasets import Standardizer
+    if isinstance(p, Mapping):  # a fastnn.preprocessing to_dict() (also the stopgap Standardizer's)
+        from fastnn.preprocessing import from_dict
 
-            return Standardizer.from_dict(dict(p))
-        raise ValueError(f"unknown preprocessing {p.get('kind')!r} in a checkpoint")
+        return from_dict(dict(p))
     raise TypeError(f"preprocessing must be None, a dict or an object with transform(X), got {type(p).__name__}")
 
 
@@ -99,12 +91,8 @@ class Ensemble:
 
     def __init__(self, models: Sequence[Sequential], weights: Sequence[float] | None = None,
                  preprocessing: Any = None) -> None:
-        models = list(models)
-        if not models:
-            raise ValueError("an ensemble needs at least one model")
+        models = _list_of(models, Sequential, "fastnn.Sequential", "an ensemble needs at least one model", "member")
         for i, m in enumerate(models):
-            if not isinstance(m, Sequential):
-                raise TypeError(f"member {i} must be a fastnn.Sequential, got {type(m).__name__}")
             if not m.loss.classification:
                 raise ValueError(f"member {i} is not a classifier (loss {m.loss.kind!r}); ensembles average "
                                  "class probabilities")

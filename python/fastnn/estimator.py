@@ -15,6 +15,8 @@ Semantics shared with scikit-learn
   batch (biases are not penalised); fastnn uses the configured batch size for every batch of an
   epoch, scikit-learn the actual rows of the (possibly smaller) last batch.
 * ``batch_size="auto"`` is ``min(200, n_samples)``; larger values are clipped with a warning.
+  With ``batchnorm=True`` a last batch of 1 row is left out of each epoch (one row has no batch
+  variance; e.g. 201 rows with ``"auto"`` train on 200 random rows per epoch).
 * Stopping: after each epoch, if the training loss (or, with ``early_stopping``, the validation
   score) has not improved by at least ``tol`` for more than ``n_iter_no_change`` consecutive
   epochs, training stops (``learning_rate="adaptive"`` first divides the learning rate by 5, and
@@ -36,6 +38,8 @@ Differences
 * Binary classification uses a 2-unit softmax output (scikit-learn: 1 logistic unit), so
   ``coefs_[-1]`` has 2 columns. Multilabel targets are not supported (fastnn has no sigmoid
   cross-entropy loss); multi-output regression is.
+* ``MLPRegressor`` has no ``loss`` parameter (scikit-learn >= 1.7 has ``loss="squared_error"`` or
+  ``"poisson"``): it always minimises the squared error, scikit-learn's default.
 * No ``sample_weight`` (fastnn's C++ losses are unweighted).
 * Sparse input is converted to a dense array (fastnn's kernels are dense).
 * Initialisation follows ``init`` (default ``"auto"``: He for ReLU-type layers, Glorot otherwise,
@@ -59,7 +63,6 @@ Results do not depend on the thread count.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import numbers
 import warnings
@@ -88,7 +91,7 @@ from fastnn.datasets import balanced_order
 from fastnn.init import resolve as _resolve_init
 from fastnn.losses import MSE, SoftmaxCrossEntropy
 from fastnn.model import Sequential
-from fastnn.trainer import NonFiniteLossError, _nonfinite_origin
+from fastnn.trainer import NonFiniteLossError, _batchnorm_rows, _nonfinite_origin
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -144,31 +147,6 @@ def _check_choice(name: str, v: Any, options: Sequence[str]) -> str:
     if not isinstance(v, str) or v not in options:
         raise ValueError(f"The '{name}' parameter must be one of {sorted(options)}, got {v!r}")
     return v
-
-
-# ----------------------------------------------------------------------------------------------
-# pickling a compiled model (the C++ network itself cannot be pickled)
-# ----------------------------------------------------------------------------------------------
-def _export_model(model: Sequential) -> dict[str, Any]:
-    net = model._net
-    opt = getattr(model, "_optimizer", None) if model._optimizer_key not in (None, ("lbfgs",)) else None
-    return {"layers": copy.deepcopy(model.layers), "kwargs": model._spec_kwargs(), "dtype": model.dtype.name,
-            "params": np.array(net.params), "buffers": np.array(net.buffers), "step": int(net.step),
-            "opt_t": int(net.opt_t), "optimizer": opt,
-            "opt_state": [np.array(net.state(i)) for i in range(net.n_state)] if opt is not None else []}
-
-
-def _import_model(state: dict[str, Any]) -> Sequential:
-    model = Sequential(state["layers"], dtype=state["dtype"], **state["kwargs"])
-    net = model._net
-    net.params[...] = state["params"]
-    net.buffers[...] = state["buffers"]
-    if state["optimizer"] is not None:
-        model.attach_optimizer(state["optimizer"])
-        for i, s in enumerate(state["opt_state"]):
-            net.state(i)[...] = s
-    net.step, net.opt_t = state["step"], state["opt_t"]
-    return model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -308,22 +286,6 @@ class _BaseMLP(BaseEstimator):
             raise AttributeError("intercepts_ exists after fit")
         return [self.model_.params[f"{i}.bias"] for i in self._dense_layers]
 
-    # ---- pickling ----------------------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state = dict(state)
-        model = state.pop("model_", None)
-        if model is not None:
-            state["_model_state"] = _export_model(model)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        ms = state.pop("_model_state", None)
-        super().__setstate__(state)
-        if ms is not None:
-            self.model_ = _import_model(ms)
-
     # ---- data --------------------------------------------------------------------------------
     def _check_X(self, X: Any, reset: bool) -> np.ndarray:
         X = validate_data(self, X, reset=reset, accept_sparse=True, dtype=(np.float64, np.float32))
@@ -433,9 +395,11 @@ class _BaseMLP(BaseEstimator):
         batch = self._batch_size(n)
         self._set_penalty(p, batch)
         model._reserve(batch)
-        steps = -(-n // batch)
+        random_order = self.shuffle or (self._classifier and self.balanced)
+        n_used = _batchnorm_rows(model, n, batch, random_order)  # n, or n - 1 if batch norm would get 1 row
+        steps = -(-n_used // batch)
         sizes = np.full(steps, float(batch))
-        sizes[-1] = n - batch * (steps - 1)
+        sizes[-1] = n_used - batch * (steps - 1)
         sgd_like = p["solver"] != "adam"  # scikit-learn's Adam ignores learning_rate schedules
         mu = p["momentum"] if p["solver"] == "sgd" else 0.0
         mus = np.full(steps, mu)
@@ -453,13 +417,13 @@ class _BaseMLP(BaseEstimator):
                 else:
                     order = np.arange(n, dtype=np.int64)
                 lrs = np.full(steps, self._lr * lr_factor)
-                losses, done = net.train_epoch(X, y_enc, order, batch, lrs, mus)
+                losses, done = net.train_epoch(X, y_enc, order[:n_used], batch, lrs, mus)
                 if done < steps:
                     raise NonFiniteLossError(loss=float(losses[done]), step=int(net.step), epoch=self.n_iter_ + 1,
                                              **_nonfinite_origin(model))
                 self.n_iter_ += 1
-                self.loss_ = float(np.dot(losses, sizes) / n) / self._objective_scale
-                self.t_ += n
+                self.loss_ = float(np.dot(losses, sizes) / n_used) / self._objective_scale
+                self.t_ += n_used
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")

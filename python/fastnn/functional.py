@@ -363,7 +363,8 @@ def batchnorm_forward(
     Raises
     ------
     ValueError
-        Unknown mode, bad shapes, eps <= 0, momentum outside [0, 1], an empty batch.
+        Unknown mode, bad shapes, eps <= 0, momentum outside [0, 1], an empty batch, or a batch of
+        one row in training mode (its variance is 0: PyTorch refuses it too).
     """
     fn = "batchnorm_forward"
     if not isinstance(bn_param, MutableMapping):
@@ -384,6 +385,10 @@ def batchnorm_forward(
     running_mean = _state_array(bn_param, "running_mean", like, (D,), fn)
     running_var = _state_array(bn_param, "running_var", like, (D,), fn)
     if mode == "train":
+        if np.shape(x)[0] == 1:
+            raise ValueError(f"{fn}: training mode needs more than 1 row per batch, got x of shape {np.shape(x)} "
+                             "(the variance of one row is 0, so the output would be beta whatever x); use "
+                             "bn_param['mode'] = 'test' (running statistics) for a single row")
         out, mean, invstd = _core.batchnorm_forward_train(
             x, gamma, beta, running_mean, running_var, eps=eps, momentum=momentum
         )

@@ -6,7 +6,8 @@ document in the header metadata (key ``"fastnn"``) with the architecture, loss, 
 (step, Adam's t), optimizer, trainer state and history, preprocessing and CRC32 checksums of every
 tensor; the metadata's own CRC32 sits beside it (key ``"fastnn_crc32"``, format 2), so a flipped
 bit anywhere in the file is detected. Files are written atomically: a temporary file in the same
-folder, fsync, rename, fsync of the folder — a crash mid-save leaves the previous file intact.
+folder, fsync, rename, fsync of the folder — a crash mid-save leaves the previous file intact, and
+the next save to the same path removes the temporary file a killed writer left behind.
 Loading validates everything (a truncated, bit-flipped or foreign file, or one whose contents do
 not describe a valid model, is a ``ValueError`` naming the file) and never executes code.
 
@@ -18,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import uuid
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 import fastnn
 from fastnn import layers as L
+from fastnn._atomic import atomic_path
 from fastnn.model import Sequential
 
 __all__ = ["save", "load", "restore_into", "to_torch_state_dict", "load_torch_state_dict", "to_torch",
@@ -86,17 +86,6 @@ def _model_meta(model: Sequential) -> dict[str, Any]:
     }
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save(model: Sequential, path: str | Path, *, trainer_state: dict | None = None,
          history: Any = None, preprocessing: dict | None = None, extra: dict | None = None,
          include_optimizer: bool = True) -> Path:
@@ -137,7 +126,7 @@ def save(model: Sequential, path: str | Path, *, trainer_state: dict | None = No
     OSError
         The file cannot be written (the previous file, if any, is left intact).
     """
-    st = _safetensors()
+    _safetensors()  # a checkpoint this installation could not read back is refused up front
     path = Path(path)
     net = model._net
     tensors: dict[str, np.ndarray] = {}
@@ -186,17 +175,49 @@ def save(model: Sequential, path: str | Path, *, trainer_state: dict | None = No
     except TypeError as exc:
         raise TypeError(f"checkpoint metadata must be JSON-serialisable: {exc}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        st.save_file(tensors, str(tmp), metadata={"fastnn": header, "fastnn_crc32": _text_crc(header)})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:  # also removes the temporary files of writers killed mid-save
+        _write_safetensors(tmp, tensors, {"fastnn": header, "fastnn_crc32": _text_crc(header)})
     return path
+
+
+# numpy dtype -> safetensors dtype code (https://github.com/huggingface/safetensors#format)
+_ST_DTYPES = {np.dtype(t): code for t, code in (
+    (np.float64, "F64"), (np.float32, "F32"), (np.float16, "F16"), (np.int64, "I64"), (np.int32, "I32"),
+    (np.int16, "I16"), (np.int8, "I8"), (np.uint64, "U64"), (np.uint32, "U32"), (np.uint16, "U16"),
+    (np.uint8, "U8"), (np.bool_, "BOOL"))}
+
+
+def _write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write ``tensors`` and ``metadata`` to ``path`` in the safetensors format, streamed from the
+    arrays (no copy of the data).
+
+    ``safetensors.numpy.save_file`` would copy every tensor into bytes first, and it writes through
+    an anonymous temporary file (``.tmpXXXXXX``) of its own, which a process killed mid-save leaves
+    behind where nothing can tell which target or writer it belonged to; here the only temporary
+    file is the one :func:`fastnn._atomic.atomic_path` names. The layout is safetensors': an 8-byte
+    little-endian header length, the JSON header (padded with spaces so the data start 8-byte
+    aligned), then the tensors back to back, largest item size first (each one aligned), C order.
+    """
+    header: dict[str, Any] = {"__metadata__": metadata}
+    arrays, offset = [], 0
+    for name in sorted(tensors, key=lambda k: (-tensors[k].dtype.itemsize, k)):
+        a = np.ascontiguousarray(tensors[name])
+        if a.dtype.byteorder == ">":  # safetensors is little-endian
+            a = a.astype(a.dtype.newbyteorder("<"))
+        code = _ST_DTYPES.get(a.dtype.newbyteorder("="))
+        if code is None:
+            raise TypeError(f"tensor {name!r} has dtype {a.dtype}, which a checkpoint cannot hold")
+        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [offset, offset + a.nbytes]}
+        arrays.append(a)
+        offset += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-(8 + len(text)) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for a in arrays:
+            if a.size:
+                f.write(a.reshape(-1).view(np.uint8))
 
 
 def _text_crc(text: str) -> str:

@@ -45,6 +45,18 @@ def _dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+def _list_of(items: Any, cls: type, cls_name: str, empty: str, item: str) -> list:
+    """``items`` as a non-empty list of ``cls`` (called ``cls_name`` in messages) instances:
+    ValueError ``empty`` when there are none, TypeError naming ``item`` and its index for a wrong one."""
+    items = list(items)
+    if not items:
+        raise ValueError(empty)
+    for i, x in enumerate(items):
+        if not isinstance(x, cls):
+            raise TypeError(f"{item} {i} must be a {cls_name}, got {type(x).__name__}")
+    return items
+
+
 def _seed(seed: int | None) -> int:
     if seed is None:
         return int(np.random.SeedSequence().entropy % (2**63))
@@ -85,6 +97,13 @@ class Sequential:
         fitted on the training rows by :meth:`fit` unless already fitted, and saved in checkpoints
         (also settable later: ``model.preprocessing = StandardScaler()``). The training primitives
         (:meth:`train_step`, :meth:`loss_and_grad`, :meth:`capture`) take network inputs as they are.
+
+    Notes
+    -----
+    A model pickles (and ``copy.deepcopy``-s) whole: architecture, weights, buffers, the attached
+    optimizer with its state (moments, velocities), the step counters, averaged weights and the
+    preprocessing, so an unpickled model predicts identically and continues training exactly as
+    the original would. For files, prefer :meth:`save` (safetensors, never executes code on load).
 
     Attributes
     ----------
@@ -129,12 +148,7 @@ class Sequential:
         max_batch: int = 256,
         preprocessing: Any = None,
     ) -> None:
-        layers = list(layers)
-        if not layers:
-            raise ValueError("Sequential needs at least one layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layer {i} must be a fastnn.layers.Layer, got {type(layer).__name__}")
+        layers = _list_of(layers, Layer, "fastnn.layers.Layer", "Sequential needs at least one layer", "layer")
         self.layers: list[Layer] = layers
         self.loss: Loss = resolve_loss(loss)
         self.dtype = _dtype(dtype)
@@ -154,8 +168,19 @@ class Sequential:
                 or input_dim >= 2**62):
             raise ValueError(f"input_dim must be a positive integer below 2**62, got {input_dim!r}")
         self.input_dim = int(input_dim)
+        self._optimizer_key: tuple | None = None
+        self._compile(max_batch)
+        self.reset_parameters()
+        self.preprocessing = preprocessing
+
+    # ------------------------------------------------------------------------------------------
+    # construction helpers
+    # ------------------------------------------------------------------------------------------
+    def _compile(self, max_batch: int) -> None:
+        """Build the C++ network (zeroed buffers) and the views into it, from the layers, loss,
+        penalties, dtype and seed."""
         specs, width = [], self.input_dim
-        for layer in layers:
+        for layer in self.layers:
             specs.append(layer.spec(width))
             width = layer.output_size(width)
         self.output_dim = width
@@ -170,14 +195,46 @@ class Sequential:
             self._net = cls(specs, self._loss_spec(), int(max_batch), dropout_seed)
         except RuntimeError as exc:  # pragma: no cover - mapped below
             raise ValueError(str(exc)) from exc
-        self._optimizer_key: tuple | None = None
         self._make_views()
-        self.reset_parameters()
-        self.preprocessing = preprocessing
 
-    # ------------------------------------------------------------------------------------------
-    # construction helpers
-    # ------------------------------------------------------------------------------------------
+    # the C++ network and the views into it: rebuilt by __setstate__, never pickled
+    _RUNTIME = ("_net", "_info", "_binfo", "params", "grads", "buffers", "output_dim")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything needed to rebuild the model exactly (pickle, ``copy.deepcopy``): the architecture
+        and settings, the attached preprocessing and optimizer, and the C++ network's contents —
+        weights, buffers, optimizer state, step counters, averaged weights, workspace size."""
+        net = self._net
+        state = {k: v for k, v in self.__dict__.items() if k not in self._RUNTIME}
+        keeps_state = self._optimizer_key not in (None, ("lbfgs",))
+        avg = net.average
+        state["_runtime"] = {
+            "max_batch": int(net.max_batch), "params": np.array(net.params), "buffers": np.array(net.buffers),
+            "step": int(net.step), "opt_t": int(net.opt_t), "seed": int(net.seed), "fuse_sgd": bool(net.fuse_sgd),
+            "opt_state": [np.array(net.state(i)) for i in range(net.n_state)] if keeps_state else [],
+            "average": None if avg is None else np.array(avg), "average_count": int(net.average_count),
+            "average_decay": float(net.average_decay)}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        rt = state.pop("_runtime")
+        self.__dict__.update(state)
+        self._compile(rt["max_batch"])
+        net = self._net
+        net.params[...] = rt["params"]
+        net.buffers[...] = rt["buffers"]
+        key = self._optimizer_key
+        if key is not None and key != ("lbfgs",):
+            net.set_optimizer(key[0], **dict(key[1]))
+            for i, s in enumerate(rt["opt_state"]):
+                net.state(i)[...] = s
+        if rt["average"] is not None:
+            net.enable_average(rt["average_decay"])
+            net.average[...] = rt["average"]
+            net.average_count = rt["average_count"]
+        net.step, net.opt_t, net.seed, net.fuse_sgd = rt["step"], rt["opt_t"], rt["seed"], rt["fuse_sgd"]
+
     def _loss_spec(self) -> dict[str, Any]:
         return {**self.loss.spec(), "l2": self.l2, "l1": self.l1}
 
@@ -378,6 +435,13 @@ class Sequential:
         if rows > self._net.max_batch:
             self._net.reserve(int(rows))
 
+    def _batch(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A batch of network inputs and targets, checked, with the workspace grown to hold it."""
+        Xc = self._check_X(X)
+        yc = self._check_y(y, Xc.shape[0])
+        self._reserve(Xc.shape[0])
+        return Xc, yc
+
     # ------------------------------------------------------------------------------------------
     # inference (evaluation mode, in batches of at most the workspace size)
     # ------------------------------------------------------------------------------------------
@@ -535,9 +599,7 @@ class Sequential:
         if self._optimizer_key is None:
             raise RuntimeError("no optimizer: pass one to train_step or call attach_optimizer")
         opt = self._optimizer
-        Xc = self._check_X(X)
-        yc = self._check_y(y, Xc.shape[0])
-        self._reserve(Xc.shape[0])
+        Xc, yc = self._batch(X, y)
         if lr is None:
             lr = opt.lr if isinstance(opt.lr, int | float) else float(opt.lr_values(np.array([self.step]), 1)[0])
         if momentum is None:
@@ -569,23 +631,15 @@ class Sequential:
         grads : dict of str to ndarray
             Same names and shapes as :attr:`params`, the model's dtype.
         """
-        Xc = self._check_X(X)
-        yc = self._check_y(y, Xc.shape[0])
-        self._reserve(Xc.shape[0])
+        Xc, yc = self._batch(X, y)
         loss, _, _ = self._net.loss_and_grad(Xc, yc, train)
         return float(loss), {k: g.copy() for k, g in self.grads.items()}
 
     def capture(self, X: Any, y: Any, *, train: bool = True) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
         """Loss, every layer's output and the gradient of the loss with respect to each output
         (one forward/backward pass, no update; running statistics untouched) — for activation and
-        gradient distributions per layer (:func:`fastnn.plots.distributions`).
-
-        Parameters
-        ----------
-        X, y : array-like
-            As in :meth:`evaluate`.
-        train : bool
-            Training mode (default) or evaluation mode.
+        gradient distributions per layer (:func:`fastnn.plots.distributions`). ``X``, ``y`` and
+        ``train`` are as in :meth:`loss_and_grad`.
 
         Returns
         -------
@@ -595,9 +649,7 @@ class Sequential:
         grads : list of ndarray
             ``grads[i]`` is d loss / d ``acts[i]``, same shape.
         """
-        Xc = self._check_X(X)
-        yc = self._check_y(y, Xc.shape[0])
-        self._reserve(Xc.shape[0])
+        Xc, yc = self._batch(X, y)
         loss, acts, grads = self._net.capture(Xc, yc, train)
         return float(loss), list(acts), list(grads)
 

@@ -27,13 +27,18 @@ saturated units      weights too large for tanh/sigmoid (Xavier init, normalised
 vanishing outputs    activations collapse with depth: initialisation too small (He/Xavier, BN)
 ===================  =========================================================================
 
-The records and diagnoses serialise to JSON (``to_dict``), which ``fastnn report`` plots.
+A symptom that persists is one diagnosis, not one per epoch: ``monitor.diagnoses`` holds one entry
+per (symptom, place), with the first and the latest epoch it was seen in, how many epochs that was,
+and the latest measurement, so it stays small however long the training runs.
+
+The records and diagnoses serialise to strict JSON (``to_dict``), which ``fastnn report`` plots.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -62,12 +67,12 @@ class TrainingWarning(UserWarning):
 
 @dataclass
 class Diagnosis:
-    """One symptom found at the end of an epoch, in the words ``str(d)`` prints.
+    """A symptom found at the end of an epoch (and maybe of later ones), in the words ``str(d)`` prints.
 
     Parameters
     ----------
     epoch : int
-        1-based epoch.
+        The (latest) 1-based epoch it was found in.
     kind : str
         The symptom: ``"loss not finite"``, ``"loss exploding"``, ``"loss flat"``,
         ``"overfitting"``, ``"underfitting"``, ``"update ratio high"``, ``"update ratio low"``,
@@ -76,9 +81,13 @@ class Diagnosis:
     where : str
         The tensor (``"4.weight"``) or layer (``"2 ReLU"``) concerned, or ``""``.
     message : str
-        What was measured.
+        What was measured (at the latest epoch).
     advice : str
         The remedy.
+    first_epoch : int, optional
+        The first epoch it was found in (default: ``epoch``).
+    count : int
+        In how many epochs it was found.
     """
 
     epoch: int
@@ -86,10 +95,18 @@ class Diagnosis:
     where: str
     message: str
     advice: str
+    first_epoch: int | None = None
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.first_epoch is None:
+            self.first_epoch = self.epoch
 
     def __str__(self) -> str:
         where = f" [{self.where}]" if self.where else ""
-        return f"epoch {self.epoch}: {self.kind}{where}: {self.message} -> {self.advice}"
+        when = (f"epoch {self.epoch}" if self.count == 1 and self.first_epoch == self.epoch
+                else f"epochs {self.first_epoch}-{self.epoch} ({self.count}x)")
+        return f"{when}: {self.kind}{where}: {self.message} -> {self.advice}"
 
 
 class Monitor(Callback):
@@ -116,8 +133,20 @@ class Monitor(Callback):
         Layer descriptions (``"2 ReLU"``), in record order.
     epoch_of_record : list of int
         The (1-based) epoch of each record.
+    steps_per_epoch, first_step : int or None
+        The training's steps per epoch and the model's step when its epoch 1 began (0 for a fresh
+        model), so the record of step ``s`` sits at ``(s - first_step + 1) / steps_per_epoch``
+        epochs, the position ``History.batch_epoch`` gives the same step (see
+        :meth:`record_epochs`); None before training, or when a continued training changed them.
     diagnoses : list of Diagnosis
-        Every diagnosis, in order (repeated each epoch the symptom persists).
+        One entry per (symptom, place), in order of first appearance, with its first and latest
+        epoch and how many epochs it was seen in.
+
+    Notes
+    -----
+    A monitor describes one training: a new training (a trainer at epoch 0) or a different model
+    clears its records, epochs and diagnoses; a training continued or resumed from a checkpoint
+    (which restores the monitor's state) adds to them.
 
     Raises
     ------
@@ -141,25 +170,62 @@ class Monitor(Callback):
     def __init__(self, every: int = 10, warn: bool = True, ratio_band: tuple[float, float] = (1e-4, 1e-2)) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
-        self.every, self.warn, self.ratio_band = every, bool(warn), tuple(ratio_band)
-        self.records = np.zeros((0, 0))
+        lo, hi = (float(v) for v in ratio_band)
+        if not 0 < lo < hi:
+            raise ValueError(f"ratio_band must be (low, high) with 0 < low < high, got {ratio_band!r}")
+        self.every, self.warn, self.ratio_band = every, bool(warn), (lo, hi)
         self.tensors: list[str] = []
         self.layers: list[str] = []
         self.layer_kinds: list[str] = []
+        self._model: weakref.ref | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.records = np.zeros((0, 0))
         self.epoch_of_record: list[int] = []
+        self.steps_per_epoch: int | None = None
+        self.first_step: int | None = None
         self.diagnoses: list[Diagnosis] = []
+        self._by_key: dict[tuple[str, str], Diagnosis] = {}
         self._warned: set[tuple[str, str]] = set()
+
+    def _add(self, d: Diagnosis) -> None:
+        """One entry per (kind, where): a repeat updates the latest epoch, message and count."""
+        old = self._by_key.get((d.kind, d.where))
+        if old is None:
+            self._by_key[(d.kind, d.where)] = d
+            self.diagnoses.append(d)
+            return
+        old.first_epoch = min(old.first_epoch, d.first_epoch)
+        if d.epoch >= old.epoch:
+            old.epoch, old.message, old.advice = d.epoch, d.message, d.advice
+        old.count += d.count
 
     # -- callback hooks -----------------------------------------------------------------------------
     def on_train_begin(self, logs: dict | None = None) -> None:
-        """Switch the C++ recording on (every ``every`` steps)."""
-        model = self.trainer.model
-        self.tensors = [t["name"] for t in model._info]
-        self.layers = [f"{i} {type(lay).__name__}" for i, lay in enumerate(model.layers)]
-        self.layer_kinds = [type(lay).__name__ for lay in model.layers]
+        """Switch the C++ recording on (every ``every`` steps); a new training or another model
+        starts the records afresh."""
+        trainer = self.trainer
+        model = trainer.model
+        tensors = [t["name"] for t in model._info]
+        layers = [f"{i} {type(lay).__name__}" for i, lay in enumerate(model.layers)]
         width = model._net.monitor_record_size
+        epoch = int(getattr(trainer, "epoch", 0))
+        other_model = self._model is not None and self._model() is not model
+        if epoch == 0 or other_model or (tensors, layers) != (self.tensors, self.layers) or \
+                self.records.shape[1] not in (0, width):
+            self._reset()
+        self._model = weakref.ref(model)
+        self.tensors, self.layers = tensors, layers
+        self.layer_kinds = [type(lay).__name__ for lay in model.layers]
         if self.records.shape[1] != width:
             self.records = np.zeros((0, width))
+        spe = getattr(trainer, "steps_per_epoch", None)
+        first = model.step - epoch * spe if spe else None
+        if not len(self.records):
+            self.steps_per_epoch, self.first_step = spe, first
+        elif (spe, first) != (self.steps_per_epoch, self.first_step):
+            self.steps_per_epoch = self.first_step = None  # continued with another batch size: no exact map
         model._net.set_monitor(self.every)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -169,7 +235,7 @@ class Monitor(Callback):
             self.records = np.vstack([self.records, new])
             self.epoch_of_record.extend([epoch + 1] * len(new))
         for d in diagnose(self, self.trainer.history, epoch + 1, new):
-            self.diagnoses.append(d)
+            self._add(d)
             key = (d.kind, d.where)
             if self.warn and key not in self._warned:
                 self._warned.add(key)
@@ -191,20 +257,9 @@ class Monitor(Callback):
         return self.records[:, 1] if len(self.records) else np.zeros(0)
 
     def tensor_stat(self, tensor: str, field: str, records: np.ndarray | None = None) -> np.ndarray:
-        """``grad_norm``, ``weight_norm`` or ``update_norm`` of a tensor over the records.
-
-        Parameters
-        ----------
-        tensor : str
-            A name of ``model.params``, e.g. ``"0.weight"``.
-        field : str
-            One of :data:`TENSOR_FIELDS`.
-        records : ndarray, optional
-            A subset of :attr:`records` (default: all).
-
-        Returns
-        -------
-        ndarray, float64, shape (records,)
+        """One of :data:`TENSOR_FIELDS` of the parameter tensor ``tensor`` (a name of
+        ``model.params``, e.g. ``"0.weight"``) at each of ``records`` (a subset of :attr:`records`,
+        default all): float64, shape (records,).
 
         Raises
         ------
@@ -212,8 +267,7 @@ class Monitor(Callback):
             An unknown tensor or field.
         """
         r = self.records if records is None else records
-        col = 2 + 3 * self.tensors.index(tensor) + TENSOR_FIELDS.index(field)
-        return r[:, col]
+        return r[:, 2 + 3 * self.tensors.index(tensor) + TENSOR_FIELDS.index(field)]
 
     def update_ratio(self, tensor: str, records: np.ndarray | None = None) -> np.ndarray:
         """``|dW| / |W|`` of a tensor over the records (NaN where ``|W| = 0``), float64, shape
@@ -223,50 +277,61 @@ class Monitor(Callback):
         return np.divide(u, w, out=np.full_like(u, np.nan), where=w > 0)
 
     def layer_stat(self, layer: int, field: str, records: np.ndarray | None = None) -> np.ndarray:
-        """One of :data:`LAYER_FIELDS` for layer ``layer`` over the records.
-
-        Parameters
-        ----------
-        layer : int
-            Index into ``model.layers``.
-        field : str
-            One of :data:`LAYER_FIELDS`.
-        records : ndarray, optional
-            A subset of :attr:`records` (default: all).
-
-        Returns
-        -------
-        ndarray, float64, shape (records,)
-        """
+        """One of :data:`LAYER_FIELDS` of layer ``layer`` (an index into ``model.layers``) at each of
+        ``records`` (as :meth:`tensor_stat`): float64, shape (records,)."""
         r = self.records if records is None else records
-        col = 2 + 3 * len(self.tensors) + 8 * layer + LAYER_FIELDS.index(field)
-        return r[:, col]
+        return r[:, 2 + 3 * len(self.tensors) + 8 * layer + LAYER_FIELDS.index(field)]
+
+    def record_epochs(self) -> np.ndarray | None:
+        """Each record's position in epochs, ``(step - first_step + 1) / steps_per_epoch`` (as
+        ``History.batch_epoch`` places the same step), float64, shape (records,); None when
+        ``steps_per_epoch`` is unknown (see :func:`fastnn.plots.record_epochs`)."""
+        if not self.steps_per_epoch or self.first_step is None:
+            return None
+        return (self.steps - self.first_step + 1) / self.steps_per_epoch
 
     # -- serialisation ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Records, names and diagnoses as JSON-serialisable lists (``monitor.json`` of a run folder)."""
-        return {"every": self.every, "tensors": self.tensors, "layers": self.layers, "layer_kinds": self.layer_kinds,
-                "records": self.records.tolist(), "epoch_of_record": self.epoch_of_record,
-                "diagnoses": [asdict(d) for d in self.diagnoses]}
+        """The settings, records, names and diagnoses as strict JSON data (``monitor.json`` of a run
+        folder): non-finite statistics (NaN activations) are None, written as ``null``."""
+        r = self.records
+        rows = r.tolist() if np.isfinite(r).all() else np.where(np.isfinite(r), r, None).tolist()
+        return {"every": self.every, "ratio_band": list(self.ratio_band), "tensors": self.tensors,
+                "layers": self.layers, "layer_kinds": self.layer_kinds, "records": rows,
+                "epoch_of_record": self.epoch_of_record, "steps_per_epoch": self.steps_per_epoch,
+                "first_step": self.first_step, "diagnoses": [asdict(d) for d in self.diagnoses],
+                "warned": [list(k) for k in sorted(self._warned)]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Monitor:
-        """A Monitor (not attached to a trainer) from :meth:`to_dict`'s output, for plots and reports."""
-        m = cls(every=int(d.get("every", 10)), warn=False)
-        m.tensors, m.layers = list(d["tensors"]), list(d["layers"])
-        m.layer_kinds = list(d.get("layer_kinds", [s.split(" ", 1)[1] for s in m.layers]))
-        m.records = np.asarray(d["records"], dtype=np.float64).reshape(-1, 2 + 3 * len(m.tensors) + 8 * len(m.layers))
-        m.epoch_of_record = list(d.get("epoch_of_record", []))
-        m.diagnoses = [Diagnosis(**x) for x in d.get("diagnoses", [])]
+        """A Monitor (not attached to a trainer) from :meth:`to_dict`'s output, for plots and reports
+        (also an older ``monitor.json``: repeated diagnoses are merged, ``null`` reads as NaN)."""
+        m = cls(every=int(d.get("every", 10)), warn=False, ratio_band=tuple(d.get("ratio_band", (1e-4, 1e-2))))
+        m._load(d)
         return m
+
+    def _load(self, d: dict[str, Any]) -> None:
+        self._reset()
+        self.tensors, self.layers = list(d["tensors"]), list(d["layers"])
+        self.layer_kinds = list(d.get("layer_kinds", [s.split(" ", 1)[1] for s in self.layers]))
+        width = 2 + 3 * len(self.tensors) + 8 * len(self.layers)
+        self.records = np.asarray(d["records"], dtype=np.float64).reshape(-1, width)  # None -> NaN
+        self.epoch_of_record = [int(e) for e in d.get("epoch_of_record", [])]
+        spe, first = d.get("steps_per_epoch"), d.get("first_step")
+        self.steps_per_epoch = int(spe) if spe else None
+        self.first_step = int(first) if first is not None and spe else None
+        for x in d.get("diagnoses", []):
+            self._add(Diagnosis(**x))
+        self._warned = {(str(k), str(w)) for k, w in d.get("warned", [])}
+        self._model = None
 
     def get_state(self) -> dict:
         return self.to_dict()
 
     def set_state(self, state: dict) -> None:
-        other = Monitor.from_dict(state)
-        for k in ("tensors", "layers", "layer_kinds", "records", "epoch_of_record", "diagnoses"):
-            setattr(self, k, getattr(other, k))
+        """Restore the records, diagnoses and warned symptoms of :meth:`get_state` (a resumed
+        training); this monitor's own settings (``every``, ``warn``, ``ratio_band``) stay."""
+        self._load(state)
 
 
 def _weights(mon: Monitor) -> list[str]:

@@ -245,10 +245,12 @@ def record_epochs(monitor: Monitor | dict, history: History | dict | None = None
     A record taken at the model's step ``s`` (0-based: the step being taken) during epoch ``e``
     (1-based, ``monitor.epoch_of_record``) sits at ``(s - first + 1) / steps_per_epoch``, where
     ``first`` is the model's step when training began (0 for a fresh model), the same convention
-    as ``History.batch_epoch``. ``steps_per_epoch`` comes from the history's ``batch_epoch``; without
-    a history it is inferred from the records (exact with ``every=1``, otherwise estimated from
-    the spacing of the steps across epochs), and with a single epoch of sparse records the records
-    are spread evenly over their epoch.
+    as ``History.batch_epoch``. A monitor records ``steps_per_epoch`` and ``first_step`` itself
+    (:meth:`Monitor.record_epochs <fastnn.monitor.Monitor.record_epochs>`): then the positions are
+    exact. For an older record without them, ``steps_per_epoch`` comes from the history's
+    ``batch_epoch``; without a history it is inferred from the records (exact with ``every=1``,
+    otherwise estimated from the spacing of the steps across epochs), and with a single epoch of
+    sparse records the records are spread evenly over their epoch.
 
     Parameters
     ----------
@@ -261,6 +263,9 @@ def record_epochs(monitor: Monitor | dict, history: History | dict | None = None
         One float per record.
     """
     mon = _monitor(monitor)
+    exact = mon.record_epochs() if hasattr(mon, "record_epochs") else None
+    if exact is not None:
+        return exact
     h = _history(history) if history is not None else None
     steps = np.asarray(mon.steps, dtype=np.float64)
     ep = np.asarray(mon.epoch_of_record, dtype=np.int64)

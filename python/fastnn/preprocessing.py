@@ -432,6 +432,26 @@ class _Affine(Transformer):
     def _after_load(self) -> None:
         self._fitted_now()
 
+    def _merge_stats(self, X: Any, reset: bool, moments: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``fit`` (``reset``) or ``partial_fit`` statistics of the rows of X (N, D): sets the row
+        count, feature count, fingerprint, ``data_min_`` and ``data_max_`` (merged with the fitted
+        ones unless ``reset``) and returns the (merged, with ``moments``) column mean and sum of
+        squared deviations. Raises before any state changes."""
+        arr = _as_float(X, check_finite=False)  # NaN/inf show in the statistics
+        mean, m2, lo, hi = _stats(arr)
+        n = int(arr.shape[0])
+        fp = RowFingerprint.of(arr)
+        if not reset and self.__sklearn_is_fitted__():
+            self._check_features(arr)
+            if moments:
+                mean, m2 = _merge_moments(self.n_samples_seen_, self.mean_, self.m2_, n, mean, m2)
+            lo, hi = np.minimum(lo, self.data_min_), np.maximum(hi, self.data_max_)
+            n += self.n_samples_seen_
+            fp = self.fingerprint_.merge(fp) if getattr(self, "fingerprint_", None) is not None else fp
+        self.data_min_, self.data_max_ = lo, hi
+        self.n_samples_seen_, self.n_features_in_, self.fingerprint_ = n, int(arr.shape[1]), fp
+        return mean, m2
+
     def transform(self, X: Any, *, dtype: Any = None, out: np.ndarray | None = None) -> np.ndarray:
         """Apply the fitted statistics.
 
@@ -661,20 +681,7 @@ class StandardScaler(_Affine):
         return self._update(X, reset=False)
 
     def _update(self, X: Any, reset: bool) -> StandardScaler:
-        arr = _as_float(X, check_finite=False)  # NaN/inf show in the statistics
-        mean, m2, lo, hi = _stats(arr)  # raises before any state changes
-        n = int(arr.shape[0])
-        fp = RowFingerprint.of(arr)
-        if not reset and self.__sklearn_is_fitted__():
-            self._check_features(arr)
-            mean, m2 = _merge_moments(self.n_samples_seen_, self.mean_, self.m2_, n, mean, m2)
-            lo, hi = np.minimum(lo, self.data_min_), np.maximum(hi, self.data_max_)
-            n += self.n_samples_seen_
-            fp = self.fingerprint_.merge(fp) if getattr(self, "fingerprint_", None) is not None else fp
-        self.mean_, self.m2_, self.data_min_, self.data_max_ = mean, m2, lo, hi
-        self.n_samples_seen_ = n
-        self.n_features_in_ = int(arr.shape[1])
-        self.fingerprint_ = fp
+        self.mean_, self.m2_ = self._merge_stats(X, reset, moments=True)
         self._finish()
         return self
 
@@ -761,18 +768,7 @@ class MinMaxScaler(_Affine):
 
     def _update(self, X: Any, reset: bool) -> MinMaxScaler:
         self._range()
-        arr = _as_float(X, check_finite=False)  # NaN/inf show in the statistics
-        _, _, lo, hi = _stats(arr)  # raises before any state changes
-        n = int(arr.shape[0])
-        fp = RowFingerprint.of(arr)
-        if not reset and self.__sklearn_is_fitted__():
-            self._check_features(arr)
-            lo, hi = np.minimum(lo, self.data_min_), np.maximum(hi, self.data_max_)
-            n += self.n_samples_seen_
-            fp = self.fingerprint_.merge(fp) if getattr(self, "fingerprint_", None) is not None else fp
-        self.data_min_, self.data_max_ = lo, hi
-        self.n_samples_seen_, self.n_features_in_ = n, int(arr.shape[1])
-        self.fingerprint_ = fp
+        self._merge_stats(X, reset, moments=False)
         self._finish()
         return self
 

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from fastnn._atomic import write_atomic
+from fastnn._json import strict
 
 __all__ = ["report", "write_run_report", "gradcheck_to_dict", "sanity_to_dict", "RUN_FILES", "FIGURES"]
 
@@ -103,8 +104,15 @@ def report(path: str | Path, out_dir: str | Path | None = None) -> Path:
 # ---------------------------------------------------------------------------------------------------
 # check results as JSON (written by ``fastnn gradcheck`` / ``fastnn sanity`` into a run folder)
 # ---------------------------------------------------------------------------------------------------
+def _check_dict(kind: str, result: Any, meta: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """What ``gradcheck.json`` and ``sanity.json`` share: kind, verdict, text, time and ``meta``
+    around the check's own ``fields``, as strict JSON data (a non-finite number is None)."""
+    return strict({"kind": kind, "passed": bool(result.passed), **fields, "report": result.report(),
+                   "written": time.strftime("%Y-%m-%d %H:%M:%S"), "meta": _jsonable(meta)})
+
+
 def gradcheck_to_dict(result: Any, **meta: Any) -> dict[str, Any]:
-    """A :class:`fastnn.gradcheck.GradCheckResult` as JSON-ready data (what the report reads).
+    """A :class:`fastnn.gradcheck.GradCheckResult` as the JSON data the report reads.
 
     Parameters
     ----------
@@ -118,8 +126,8 @@ def gradcheck_to_dict(result: Any, **meta: Any) -> dict[str, Any]:
         ``kind`` ("gradcheck"), ``passed``, ``max_rel_error``, ``h``, ``component``, ``mode``,
         ``loss``, ``has_kinks``, ``tensors`` (one dict per parameter tensor: ``name``, ``shape``,
         ``checked``, ``max_rel_error``, ``kinks``, ``tiny``, ``noise``, ``verdict``, ``passed``,
-        ``worst`` = {``index``, ``analytic``, ``numeric``} or None), ``report`` (the text) and
-        ``meta``.
+        ``worst`` = {``index``, ``analytic``, ``numeric``} or None), ``report`` (the text),
+        ``written`` and ``meta``; a non-finite number is None (strict JSON).
     """
     tensors = []
     for t in result.tensors.values():
@@ -129,31 +137,18 @@ def gradcheck_to_dict(result: Any, **meta: Any) -> dict[str, Any]:
                         "noise": t.noise, "verdict": t.verdict, "passed": bool(t.passed), "tol": float(t.tol),
                         "worst": None if w is None else {"index": list(w.index), "analytic": float(w.analytic),
                                                          "numeric": float(w.numeric)}})
-    return {"kind": "gradcheck", "passed": bool(result.passed), "max_rel_error": float(result.max_rel_error),
-            "h": float(result.h), "component": result.component, "mode": result.mode, "loss": float(result.loss),
-            "has_kinks": bool(result.has_kinks), "tensors": tensors, "report": result.report(),
-            "written": time.strftime("%Y-%m-%d %H:%M:%S"), "meta": _jsonable(meta)}
+    return _check_dict("gradcheck", result, meta, max_rel_error=float(result.max_rel_error), h=float(result.h),
+                       component=result.component, mode=result.mode, loss=float(result.loss),
+                       has_kinks=bool(result.has_kinks), tensors=tensors)
 
 
 def sanity_to_dict(result: Any, **meta: Any) -> dict[str, Any]:
-    """A :class:`fastnn.sanity.SanityReport` as JSON-ready data (what the report reads).
-
-    Parameters
-    ----------
-    result : SanityReport
-    **meta
-        Extra keys stored as they are (e.g. ``model``, ``data``).
-
-    Returns
-    -------
-    dict
-        ``kind`` ("sanity"), ``passed``, ``checks`` (``name``, ``passed``, ``expected``, ``actual``,
-        ``advice``), ``report`` (the text) and ``meta``.
-    """
+    """The :class:`fastnn.sanity.SanityReport` ``result`` as the JSON data the report reads: ``kind``
+    ("sanity"), ``passed``, ``checks`` (``name``, ``passed``, ``expected``, ``actual``, ``advice``),
+    ``report`` (the text), ``written`` and ``meta`` (the keyword arguments, e.g. ``model``, ``data``)."""
     checks = [{"name": c.name, "passed": bool(c.passed), "expected": c.expected, "actual": c.actual,
                "advice": c.advice} for c in result.checks]
-    return {"kind": "sanity", "passed": bool(result.passed), "checks": checks, "report": result.report(),
-            "written": time.strftime("%Y-%m-%d %H:%M:%S"), "meta": _jsonable(meta)}
+    return _check_dict("sanity", result, meta, checks=checks)
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -293,10 +288,15 @@ def write_run_report(run_dir: str | Path, out_dir: str | Path | None = None) -> 
     return path
 
 
-def _png(fig: Any) -> bytes:
+def png_data_uri(fig: Any, path: str | Path, dpi: int = 100) -> str:
+    """Render ``fig`` as a PNG, write it to ``path`` (atomically, no fsync: a report can be redrawn)
+    and return it as a ``data:image/png;base64,...`` URI for a self-contained HTML page (the run
+    report here, the search report of :func:`fastnn.search.write_report`)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)  # fastnn.plots figures carry their own Agg canvas
-    return buf.getvalue()
+    fig.savefig(buf, format="png", dpi=dpi)  # fastnn's figures carry their own Agg canvas
+    data = buf.getvalue()
+    write_atomic(path, data, fsync=False)
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _figures(r: _Run, out: Path) -> list[tuple[str, str, str, str]]:
@@ -315,9 +315,7 @@ def _figures(r: _Run, out: Path) -> list[tuple[str, str, str, str]]:
         except (ValueError, IndexError, KeyError, TypeError) as exc:  # files of a run being written
             r.notes.append(f"{title}: could not be drawn ({exc})")
             return
-        data = _png(fig)
-        write_atomic(out / FIGURES[key], data, fsync=False)
-        figures.append((key, title, caption, "data:image/png;base64," + base64.b64encode(data).decode("ascii")))
+        figures.append((key, title, caption, png_data_uri(fig, out / FIGURES[key])))
 
     if h.batch_loss:
         add("loss", "Training loss per batch",
@@ -388,6 +386,11 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
+def _number(v: Any) -> float:
+    """A number of a JSON file; a missing one or ``null`` (how a non-finite number is written) is NaN."""
+    return math.nan if v is None else float(v)
+
+
 def _cell(v: Any, cls: str = "v") -> str:
     """A table cell; numbers carry their exact value in ``data-v`` (what the tests read back)."""
     if isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool):
@@ -445,17 +448,6 @@ def _summary_rows(r: _Run) -> list[tuple[str, Any]]:
     return rows
 
 
-def _grouped_diagnoses(monitor: Any) -> list[dict[str, Any]]:
-    """One entry per (kind, where), in order of first appearance: first and last epoch, how many
-    epochs it was seen in, the latest message and advice."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for d in monitor.diagnoses:
-        g = groups.setdefault((d.kind, d.where), {"kind": d.kind, "where": d.where, "first": d.epoch, "count": 0})
-        g.update(last=d.epoch, message=d.message, advice=d.advice)
-        g["count"] += 1
-    return list(groups.values())
-
-
 _CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2em auto; max-width: 1250px;
        color: #222; padding: 0 1em; }
@@ -492,11 +484,11 @@ def _html(r: _Run, figures: list[tuple[str, str, str, str]]) -> str:
     else:
         parts.append("<table id='diagnoses'><tr><th>epochs</th><th>symptom</th><th>where</th><th>finding (latest)"
                      "</th><th>advice</th></tr>")
-        for g in _grouped_diagnoses(r.monitor):
-            ep = f"{g['first']}" if g["first"] == g["last"] else f"{g['first']}–{g['last']}"
-            ep += f" ({g['count']}×)" if g["count"] > 1 else ""
-            parts.append(f"<tr><td>{e(ep)}</td><td class='fail'>{e(g['kind'])}</td><td>{e(g['where'] or '–')}</td>"
-                         f"<td>{e(g['message'])}</td><td>{e(g['advice'])}</td></tr>")
+        for d in r.monitor.diagnoses:  # one per (kind, where): first and latest epoch, count
+            ep = f"{d.first_epoch}" if d.first_epoch == d.epoch else f"{d.first_epoch}–{d.epoch}"
+            ep += f" ({d.count}×)" if d.count > 1 else ""
+            parts.append(f"<tr><td>{e(ep)}</td><td class='fail'>{e(d.kind)}</td><td>{e(d.where or '–')}</td>"
+                         f"<td>{e(d.message)}</td><td>{e(d.advice)}</td></tr>")
         parts.append("</table>")
 
     for key, title, caption, uri in figures:
@@ -546,7 +538,7 @@ def _gradcheck_html(g: dict[str, Any]) -> list[str]:
            "<th>kinks</th><th>tiny</th><th>noise</th><th>verdict</th></tr>"]
     for t in g.get("tensors", []):
         out.append(f"<tr><td>{e(str(t.get('name')))}</td><td>{e(str(tuple(t.get('shape', ()))))}</td>"
-                   f"{_cell(int(t.get('checked', 0)))}{_cell(float(t.get('max_rel_error', math.nan)))}"
+                   f"{_cell(int(t.get('checked', 0)))}{_cell(_number(t.get('max_rel_error')))}"
                    f"{_cell(int(t.get('kinks', 0)))}{_cell(int(t.get('tiny', 0)))}{_cell(int(t.get('noise', 0)))}"
                    f"<td class='{'pass' if t.get('passed') else 'fail'}'>{e(str(t.get('verdict')))}</td></tr>")
     out.append("</table>")

@@ -12,9 +12,11 @@ trainer evaluates a whole epoch's values at once and hands them to the C++ loop;
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +33,8 @@ __all__ = [
     "linear",
     "linear_scaling",
     "as_schedule",
+    "by_name",
+    "NAMES",
 ]
 
 
@@ -77,6 +81,34 @@ class Schedule:
     def __repr__(self) -> str:
         return self.description or f"Schedule({self.unit})"
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # A schedule made by this module's functions pickles as that call (its ``fn`` is a closure,
+        # which pickle cannot store), so models and optimizers holding one can be pickled and copied.
+        recipe = self.__dict__.get("_recipe")
+        if recipe is None:
+            return super().__reduce_ex__(protocol)
+        return _rebuild, recipe
+
+
+_FACTORIES: dict[str, Callable[..., Schedule]] = {}
+
+
+def _rebuildable(factory: Callable[..., Schedule]) -> Callable[..., Schedule]:
+    """Record the call that made a schedule (see :meth:`Schedule.__reduce_ex__`)."""
+
+    @functools.wraps(factory)
+    def make(*args: Any, **kwargs: Any) -> Schedule:
+        s = factory(*args, **kwargs)
+        object.__setattr__(s, "_recipe", (factory.__name__, args, kwargs))
+        return s
+
+    _FACTORIES[factory.__name__] = make
+    return make
+
+
+def _rebuild(name: str, args: tuple, kwargs: dict) -> Schedule:
+    return _FACTORIES[name](*args, **kwargs)
+
 
 def _check_positive(v: float, what: str, allow_zero: bool = False) -> float:
     v = float(v)
@@ -85,6 +117,7 @@ def _check_positive(v: float, what: str, allow_zero: bool = False) -> float:
     return v
 
 
+@_rebuildable
 def constant(value: float) -> Schedule:
     """The same ``value`` (>= 0) at every step.
 
@@ -97,6 +130,7 @@ def constant(value: float) -> Schedule:
     return Schedule(lambda t: np.full_like(t, value), "step", f"constant({value})")
 
 
+@_rebuildable
 def step_decay(initial: float, factor: float = 0.5, every: float = 10, unit: str = "epoch") -> Schedule:
     """``initial * factor ** floor(t / every)`` (the notes' "reduce by half every few epochs").
 
@@ -123,6 +157,14 @@ def step_decay(initial: float, factor: float = 0.5, every: float = 10, unit: str
                     f"step_decay({initial}, factor={factor}, every={every} {unit}s)")
 
 
+def _decay(name: str, initial: float, k: float, unit: str,
+           f: Callable[[float, float, np.ndarray], np.ndarray]) -> Schedule:
+    initial = _check_positive(initial, "initial")
+    k = _check_positive(k, "k", allow_zero=True)
+    return Schedule(lambda t: f(initial, k, t), unit, f"{name}({initial}, k={k}/{unit})")
+
+
+@_rebuildable
 def exponential(initial: float, k: float, unit: str = "epoch") -> Schedule:
     """``initial * exp(-k t)``.
 
@@ -135,28 +177,17 @@ def exponential(initial: float, k: float, unit: str = "epoch") -> Schedule:
     unit : {"epoch", "step"}
         What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
     """
-    initial = _check_positive(initial, "initial")
-    k = _check_positive(k, "k", allow_zero=True)
-    return Schedule(lambda t: initial * np.exp(-k * t), unit, f"exponential({initial}, k={k}/{unit})")
+    return _decay("exponential", initial, k, unit, lambda a, k, t: a * np.exp(-k * t))
 
 
+@_rebuildable
 def inverse_time(initial: float, k: float, unit: str = "epoch") -> Schedule:
-    """``initial / (1 + k t)`` (1/t decay).
-
-    Parameters
-    ----------
-    initial : float
-        Value at ``t = 0`` (> 0).
-    k : float
-        Decay rate per unit (>= 0).
-    unit : {"epoch", "step"}
-        What ``t`` counts: epochs (fractional within an epoch) or optimizer steps.
-    """
-    initial = _check_positive(initial, "initial")
-    k = _check_positive(k, "k", allow_zero=True)
-    return Schedule(lambda t: initial / (1.0 + k * t), unit, f"inverse_time({initial}, k={k}/{unit})")
+    """``initial / (1 + k t)`` (1/t decay): ``initial`` at ``t = 0`` (> 0), decay rate ``k`` per
+    ``unit`` (>= 0; ``"epoch"`` or ``"step"``), as in :func:`exponential`."""
+    return _decay("inverse_time", initial, k, unit, lambda a, k, t: a / (1.0 + k * t))
 
 
+@_rebuildable
 def piecewise(boundaries: Sequence[float], values: Sequence[float], unit: str = "epoch") -> Schedule:
     """``values[i]`` for ``boundaries[i-1] <= t < boundaries[i]`` (len(values) = len(boundaries) + 1).
 
@@ -186,6 +217,7 @@ def piecewise(boundaries: Sequence[float], values: Sequence[float], unit: str = 
                     f"piecewise({list(b)}, {list(v)})")
 
 
+@_rebuildable
 def cosine(initial: float, total: float, final: float = 0.0, unit: str = "epoch") -> Schedule:
     """Cosine annealing from ``initial`` to ``final`` over ``total`` units, then ``final``.
 
@@ -213,6 +245,7 @@ def cosine(initial: float, total: float, final: float = 0.0, unit: str = "epoch"
     return Schedule(f, unit, f"cosine({initial} -> {final} over {total} {unit}s)")
 
 
+@_rebuildable
 def cosine_restarts(initial: float, period: float, mult: float = 1.0, final: float = 0.0,
                     unit: str = "epoch") -> Schedule:
     """SGDR: cosine annealing restarted every period, each period ``mult`` times longer.
@@ -255,6 +288,7 @@ def cosine_restarts(initial: float, period: float, mult: float = 1.0, final: flo
     return Schedule(f, unit, f"cosine_restarts({initial}, period={period}, mult={mult})")
 
 
+@_rebuildable
 def linear(start: float, end: float, duration: float, unit: str = "epoch") -> Schedule:
     """From ``start`` to ``end`` linearly over ``duration``, then ``end`` (e.g. momentum 0.5 -> 0.99).
 
@@ -272,6 +306,7 @@ def linear(start: float, end: float, duration: float, unit: str = "epoch") -> Sc
                     f"linear({start} -> {end} over {duration} {unit}s)")
 
 
+@_rebuildable
 def warmup(schedule: Schedule | float, duration: float, start: float = 0.0, unit: str | None = None) -> Schedule:
     """Linear warm-up from ``start`` to the schedule's value over ``duration``, then the schedule.
 
@@ -336,3 +371,52 @@ def as_schedule(value: float | Schedule | Callable) -> Schedule:
     if callable(value):
         return Schedule(value, "epoch", getattr(value, "__name__", "callable"))
     return constant(value)
+
+
+#: The schedules :func:`by_name` knows (``fastnn train --schedule``, a search's ``schedule``).
+NAMES = ("constant", "cosine", "step", "exponential", "inverse_time", "warmup_cosine", "cosine_restarts")
+
+
+def by_name(name: str, lr: float, epochs: int) -> float | Schedule:
+    """A learning rate ``lr`` under a named schedule spanning a training of ``epochs`` epochs.
+
+    ``"constant"``: ``lr`` itself; ``"cosine"``: :func:`cosine` to 0 at ``epochs``; ``"step"``:
+    halved every ``epochs // 4`` epochs; ``"exponential"``: ``exp(-3 t / epochs)``;
+    ``"inverse_time"``: ``1 / (1 + 10 t / epochs)``; ``"warmup_cosine"``: a linear warm-up over the
+    first tenth, then the cosine; ``"cosine_restarts"``: :func:`cosine_restarts` with a period of
+    ``epochs // 4``.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`NAMES`.
+    lr : float
+        The initial learning rate (> 0; >= 0 for ``"constant"``).
+    epochs : int
+        The length of the training (>= 1).
+
+    Returns
+    -------
+    float or Schedule
+        What an optimizer's ``lr`` takes.
+
+    Raises
+    ------
+    ValueError
+        An unknown name (the message lists :data:`NAMES`), ``epochs < 1``, a bad ``lr``.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    quarter = max(1, int(epochs) // 4)
+    makers: dict[str, Callable[[], float | Schedule]] = {
+        "constant": lambda: lr,
+        "cosine": lambda: cosine(lr, epochs),
+        "step": lambda: step_decay(lr, 0.5, quarter),
+        "exponential": lambda: exponential(lr, 3.0 / epochs),
+        "inverse_time": lambda: inverse_time(lr, 10.0 / epochs),
+        "warmup_cosine": lambda: warmup(cosine(lr, epochs), max(1, int(epochs) // 10)),
+        "cosine_restarts": lambda: cosine_restarts(lr, quarter),
+    }
+    if name not in makers:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(NAMES)}")
+    return makers[name]()

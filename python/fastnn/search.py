@@ -64,7 +64,6 @@ import ast
 import contextlib
 import hashlib
 import html
-import io
 import json
 import math
 import os
@@ -81,7 +80,11 @@ from typing import Any
 
 import numpy as np
 
+from fastnn._atomic import write_atomic
+from fastnn._json import dumps, nan_for_none
 from fastnn.callbacks import Callback
+from fastnn.plots import _figure
+from fastnn.report import png_data_uri
 
 __all__ = [
     "Dist",
@@ -110,7 +113,6 @@ __all__ = [
 
 KNOWN_PARAMS = ("hidden", "width", "depth", "activation", "batchnorm", "dropout", "l2", "l1", "label_smoothing",
                 "optimizer", "lr", "momentum", "schedule", "batch_size", "epochs", "dtype")
-_SCHEDULES = ("constant", "cosine", "step", "exponential", "inverse_time", "warmup_cosine", "cosine_restarts")
 _MOMENTUM_OPTIMIZERS = ("sgd", "momentum", "nesterov", "gains")
 CHECKPOINT_DIR = "checkpoints"
 _CKPT_RE = re.compile(r"^(?P<acc>\d\.\d{4})_(?P<trial>\d+)_(?P<epoch>\d+)\.safetensors$")
@@ -201,13 +203,22 @@ class Dist:
     def __repr__(self) -> str:
         return self.describe()
 
-    def describe(self) -> str:  # pragma: no cover - abstract
-        """A short text in the config-file spelling, e.g. ``"loguniform(0.0001, 0.1)"`` (also the ``repr``).
+    def describe(self, digits: int | None = None) -> str:  # pragma: no cover - abstract
+        """The distribution in the config-file spelling, e.g. ``"loguniform(0.0001, 0.1)"`` (also the
+        ``repr``): :func:`parse_dist` reads it back to an equal distribution.
+
+        Parameters
+        ----------
+        digits : int, optional
+            Print the bounds with this many significant digits, for display (reports, plot
+            titles); the text then may not read back exactly. Default: exact (the shortest text
+            that reads back to the same float).
 
         Returns
         -------
         str
-            Bounds printed with 4 significant digits; a :class:`Choice` prints its options as JSON.
+            A :class:`Choice` prints its options as JSON (``true``, ``false``, ``null``, which
+            :func:`parse_dist` accepts).
         """
         raise NotImplementedError
 
@@ -218,62 +229,53 @@ class Dist:
         return hash(json.dumps(self.to_dict(), sort_keys=True))
 
 
-def _g(v: float) -> str:
-    return f"{v:.4g}"
+def _g(v: float, digits: int | None = 4) -> str:
+    return repr(float(v)) if digits is None else f"{v:.{int(digits)}g}"
 
 
-class LogUniform(Dist):
-    """``exp(uniform(log lo, log hi))``: for learning rates and regularisation strengths."""
+class _FloatRange(Dist):
+    """What :class:`LogUniform` and :class:`Uniform` share: finite float bounds, narrowing, text."""
 
-    log = True
+    _kind = ""
 
     def __init__(self, lo: float, hi: float) -> None:
-        lo, hi = _finite(lo, "loguniform: lo"), _finite(hi, "loguniform: hi")
-        if not 0 < lo <= hi:
-            raise ValueError(f"loguniform needs 0 < lo <= hi, got ({lo!r}, {hi!r})")
+        lo, hi = _finite(lo, f"{self._kind}: lo"), _finite(hi, f"{self._kind}: hi")
+        if not (0 < lo <= hi if self.log else lo <= hi):
+            raise ValueError(f"{self._kind} needs {'0 < ' if self.log else ''}lo <= hi, got ({lo!r}, {hi!r})")
         self.lo, self.hi = lo, hi
+
+    def with_range(self, lo: float, hi: float) -> _FloatRange:
+        """The same kind of distribution over ``[lo, hi]`` (see :meth:`Dist.with_range`)."""
+        return type(self)(lo, hi)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": "loguniform" | "uniform", "lo": lo, "hi": hi}`` (see :meth:`Dist.to_dict`)."""
+        return {"kind": self._kind, "lo": self.lo, "hi": self.hi}
+
+    def describe(self, digits: int | None = None) -> str:
+        """``"loguniform(lo, hi)"`` or ``"uniform(lo, hi)"`` (see :meth:`Dist.describe`)."""
+        return f"{self._kind}({_g(self.lo, digits)}, {_g(self.hi, digits)})"
+
+
+class LogUniform(_FloatRange):
+    """``exp(uniform(log lo, log hi))``, ``0 < lo <= hi``: for learning rates and regularisation strengths."""
+
+    log = True
+    _kind = "loguniform"
 
     def sample(self, rng: np.random.Generator, n: int) -> list[float]:
         """``n`` floats ``exp(u)``, ``u`` uniform in ``[log lo, log hi)`` (see :meth:`Dist.sample`)."""
         return [float(v) for v in np.exp(rng.uniform(math.log(self.lo), math.log(self.hi), n))]
 
-    def with_range(self, lo: float, hi: float) -> LogUniform:
-        """``LogUniform(lo, hi)`` (see :meth:`Dist.with_range`)."""
-        return LogUniform(lo, hi)
 
-    def to_dict(self) -> dict[str, Any]:
-        """``{"kind": "loguniform", "lo": lo, "hi": hi}`` (see :meth:`Dist.to_dict`)."""
-        return {"kind": "loguniform", "lo": self.lo, "hi": self.hi}
+class Uniform(_FloatRange):
+    """``uniform(lo, hi)``, ``lo <= hi``: for dropout and other linear-scale values."""
 
-    def describe(self) -> str:
-        """``"loguniform(lo, hi)"`` (see :meth:`Dist.describe`)."""
-        return f"loguniform({_g(self.lo)}, {_g(self.hi)})"
-
-
-class Uniform(Dist):
-    """``uniform(lo, hi)``: for dropout and other linear-scale values."""
-
-    def __init__(self, lo: float, hi: float) -> None:
-        lo, hi = _finite(lo, "uniform: lo"), _finite(hi, "uniform: hi")
-        if not lo <= hi:
-            raise ValueError(f"uniform needs lo <= hi, got ({lo!r}, {hi!r})")
-        self.lo, self.hi = lo, hi
+    _kind = "uniform"
 
     def sample(self, rng: np.random.Generator, n: int) -> list[float]:
         """``n`` floats uniform in ``[lo, hi)`` (see :meth:`Dist.sample`)."""
         return [float(v) for v in rng.uniform(self.lo, self.hi, n)]
-
-    def with_range(self, lo: float, hi: float) -> Uniform:
-        """``Uniform(lo, hi)`` (see :meth:`Dist.with_range`)."""
-        return Uniform(lo, hi)
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"kind": "uniform", "lo": lo, "hi": hi}`` (see :meth:`Dist.to_dict`)."""
-        return {"kind": "uniform", "lo": self.lo, "hi": self.hi}
-
-    def describe(self) -> str:
-        """``"uniform(lo, hi)"`` (see :meth:`Dist.describe`)."""
-        return f"uniform({_g(self.lo)}, {_g(self.hi)})"
 
 
 class RandInt(Dist):
@@ -308,7 +310,7 @@ class RandInt(Dist):
         """``{"kind": "randint", "lo": lo, "hi": hi, "log": log}`` (see :meth:`Dist.to_dict`)."""
         return {"kind": "randint", "lo": self.lo, "hi": self.hi, "log": self.log}
 
-    def describe(self) -> str:
+    def describe(self, digits: int | None = None) -> str:
         """``"randint(lo, hi)"`` or ``"randint(lo, hi, log=True)"`` (see :meth:`Dist.describe`)."""
         return f"randint({self.lo}, {self.hi}{', log=True' if self.log else ''})"
 
@@ -321,12 +323,13 @@ class Choice(Dist):
     def __init__(self, options: Sequence[Any]) -> None:
         if isinstance(options, str | bytes) or not isinstance(options, Sequence) or len(options) == 0:
             raise ValueError(f"choice needs a non-empty list of options, got {options!r}")
-        opts = [list(o) if isinstance(o, tuple) else o for o in options]
-        for o in opts:
+        opts = []
+        for o in options:  # kept as they read back from JSON (tuples as lists), as trials.jsonl records them
             try:
-                json.dumps(o)
-            except TypeError:
-                raise ValueError(f"choice options must be JSON values (numbers, strings, lists), got {o!r}") from None
+                opts.append(json.loads(json.dumps(o, allow_nan=False)))
+            except (TypeError, ValueError):
+                raise ValueError(f"choice options must be JSON values (finite numbers, strings, booleans, null, "
+                                 f"lists, tables with string keys), got {o!r}") from None
         self.options = opts
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Any]:
@@ -355,9 +358,9 @@ class Choice(Dist):
         """``{"kind": "choice", "options": [...]}`` (see :meth:`Dist.to_dict`)."""
         return {"kind": "choice", "options": self.options}
 
-    def describe(self) -> str:
+    def describe(self, digits: int | None = None) -> str:
         """``'choice([...])'`` with the options as JSON (see :meth:`Dist.describe`)."""
-        return f"choice({json.dumps(self.options)})"
+        return f"choice({json.dumps(self.options, ensure_ascii=False)})"
 
 
 def loguniform(lo: float, hi: float) -> LogUniform:
@@ -395,6 +398,19 @@ def dist_from_dict(d: Mapping[str, Any]) -> Dist:
 
 
 _DIST_FUNCS = {"loguniform": loguniform, "uniform": uniform, "randint": randint, "choice": choice}
+_JSON_NAMES = {"true": True, "false": False, "null": None}
+
+
+class _JsonNames(ast.NodeTransformer):
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in _JSON_NAMES:  # TOML/JSON spelling inside a string: log=true, choice([true, null])
+            return ast.copy_location(ast.Constant(_JSON_NAMES[node.id]), node)
+        return node
+
+
+def _literal(node: ast.expr) -> Any:
+    """A Python literal (never evaluated as code), also in JSON's spelling (``true``, ``false``, ``null``)."""
+    return ast.literal_eval(_JsonNames().visit(node))
 
 
 def parse_dist(spec: Any, name: str = "value") -> Dist:
@@ -406,7 +422,8 @@ def parse_dist(spec: Any, name: str = "value") -> Dist:
     ----------
     spec : Dist, str, mapping or list
         The value of one key of a config file's ``[space]`` section (or of :class:`Search`'s
-        ``space``). Inside a string, TOML's ``true``/``false`` are accepted for ``log=``.
+        ``space``). Inside a string, JSON's ``true``/``false``/``null`` are accepted beside
+        Python's spellings, so ``parse_dist(d.describe()) == d`` for every distribution ``d``.
     name : str
         The hyperparameter's name, used in error messages.
 
@@ -438,14 +455,8 @@ def parse_dist(spec: Any, name: str = "value") -> Dist:
             if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id in _DIST_FUNCS):
                 raise ValueError("expected loguniform(lo, hi), uniform(lo, hi), randint(lo, hi[, log=True]) "
                                  "or choice([...])")
-            args = [ast.literal_eval(a) for a in tree.args]
-            kwargs = {}
-            for k in tree.keywords:
-                v = k.value
-                if isinstance(v, ast.Name) and v.id in ("true", "false"):  # TOML spelling inside a string
-                    kwargs[k.arg] = v.id == "true"
-                else:
-                    kwargs[k.arg] = ast.literal_eval(v)
+            args = [_literal(a) for a in tree.args]
+            kwargs = {k.arg: _literal(k.value) for k in tree.keywords}
             return _DIST_FUNCS[tree.func.id](*args, **kwargs)
         if isinstance(spec, Mapping) and len(spec) == 1:
             (kind, args), = spec.items()
@@ -582,7 +593,7 @@ def border_warnings(space: Mapping[str, Dist], records: Sequence[Mapping[str, An
         edge_v = dist.lo if side == "lower" else dist.hi
         out.append(f"{name}: the best trial (#{best['trial']}, val_acc {float(best['val_acc']):.4f}) has "
                    f"{name} = {_fmt_value(best['params'][name])}, near the {side} edge {_g(edge_v)} of "
-                   f"{dist.describe()} ({same} of the top {len(leaders)} within the outer {edge:.0%}); "
+                   f"{dist.describe(4)} ({same} of the top {len(leaders)} within the outer {edge:.0%}); "
                    f"the best value may lie {'below' if side == 'lower' else 'above'} the range: extend it")
     return out
 
@@ -641,26 +652,6 @@ def build_model(params: Mapping[str, Any], input_dim: int, num_classes: int, see
                       dtype=dtype, seed=int(seed))
 
 
-def _schedule(name: str, lr: float, epochs: int):
-    from fastnn import schedules as S
-
-    if name == "constant":
-        return lr
-    if name == "cosine":
-        return S.cosine(lr, epochs)
-    if name == "step":
-        return S.step_decay(lr, 0.5, max(1, epochs // 4))
-    if name == "exponential":
-        return S.exponential(lr, 3.0 / epochs)
-    if name == "inverse_time":
-        return S.inverse_time(lr, 10.0 / epochs)
-    if name == "warmup_cosine":
-        return S.warmup(S.cosine(lr, epochs), max(1, epochs // 10))
-    if name == "cosine_restarts":
-        return S.cosine_restarts(lr, max(1, epochs // 4))
-    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(_SCHEDULES)}")
-
-
 def build_optimizer(params: Mapping[str, Any], epochs: int):
     """The optimizer a configuration describes: ``optimizer`` (default ``"adam"``), ``lr`` (default
     1e-3) under ``schedule`` (default ``"constant"``) over ``epochs``, ``momentum`` (default 0.9 for
@@ -673,9 +664,7 @@ def build_optimizer(params: Mapping[str, Any], epochs: int):
         ``momentum`` are read. ``momentum`` goes to ``"momentum"``, ``"nesterov"`` and ``"gains"``
         (default 0.9), and to ``"sgd"`` only when given.
     epochs : int
-        The length of the training the schedule spans (``cosine`` decays to zero at ``epochs``,
-        ``step`` halves every ``epochs // 4`` epochs, ``warmup_cosine`` warms up over the first
-        tenth, ...).
+        The length of the training the schedule spans (see :func:`fastnn.schedules.by_name`).
 
     Returns
     -------
@@ -687,11 +676,11 @@ def build_optimizer(params: Mapping[str, Any], epochs: int):
     ValueError
         An unknown optimizer or schedule name, or a hyperparameter the optimizer rejects.
     """
-    from fastnn import optim
+    from fastnn import optim, schedules
 
     name = str(params.get("optimizer", "adam")).lower()
-    kwargs: dict[str, Any] = {"lr": _schedule(str(params.get("schedule", "constant")),
-                                              float(params.get("lr", 1e-3)), int(epochs))}
+    kwargs: dict[str, Any] = {"lr": schedules.by_name(str(params.get("schedule", "constant")),
+                                                      float(params.get("lr", 1e-3)), int(epochs))}
     if name in _MOMENTUM_OPTIMIZERS and name != "sgd":
         kwargs["momentum"] = float(params.get("momentum", 0.9))
     elif name == "sgd" and "momentum" in params:
@@ -972,29 +961,6 @@ class _Dask:
 # ==============================================================================================
 # The run folder
 # ==============================================================================================
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(str(path), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _read_trials(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The records of ``trials.jsonl`` and the byte length of its valid part. A torn last line (a
     crash mid-append) is ignored; a damaged line elsewhere is an error."""
@@ -1019,13 +985,15 @@ def _read_trials(path: Path) -> tuple[list[dict[str, Any]], int]:
                 if not raw[nl + 1:].strip():
                     break  # the last line is damaged (a crash mid-write): dropped
                 raise ValueError(f"{path}: line {lineno} is damaged (not a trial record); fix or remove it") from None
+            if isinstance(rec.get("history"), dict):  # null (a non-finite loss) reads back as NaN
+                rec["history"] = {k: nan_for_none(v) for k, v in rec["history"].items()}
             records.append(rec)
         pos = good = nl + 1
     return records, good
 
 
 def _append_line(path: Path, record: Mapping[str, Any]) -> None:
-    line = json.dumps(record, allow_nan=True, sort_keys=True) + "\n"
+    line = dumps(record, sort_keys=True) + "\n"  # strict JSON: a NaN loss is written as null
     with open(path, "ab") as f:
         f.write(line.encode("utf-8"))
         f.flush()
@@ -1356,11 +1324,11 @@ class Search:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / CHECKPOINT_DIR).mkdir(exist_ok=True)
         with _lock(self.out):
-            meta = json.loads(json.dumps(self._meta(data)))  # as it reads back (tuples -> lists)
+            meta = json.loads(dumps(self._meta(data)))  # as it reads back (tuples -> lists, NaN -> null)
             meta_path = self.out / "search.json"
             if meta_path.exists():
                 self._check_resume(json.loads(meta_path.read_text(encoding="utf-8")), meta)
-            _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+            write_atomic(meta_path, dumps(meta, indent=1))
             trials_path = self.out / "trials.jsonl"
             records, good = _read_trials(trials_path)
             if trials_path.exists() and trials_path.stat().st_size != good:
@@ -1405,7 +1373,7 @@ class Search:
         doc = {"stages": [{"stage": i, "trials": self.stages[i][0], "epochs": self.stages[i][1],
                            "space": _space_to_dict(sp), "describe": {k: d.describe() for k, d in sp.items()},
                            "complete": complete[i]} for i, sp in enumerate(spaces)]}
-        _atomic_write(self.out / "stages.json", json.dumps(doc, indent=1).encode())
+        write_atomic(self.out / "stages.json", dumps(doc, indent=1))
 
     def _stages(self, backend, records: list[dict], done: set[int], max_trials: int | None) -> None:
         spaces: list[dict[str, Dist]] = []
@@ -1441,7 +1409,7 @@ class Search:
         blob = rec.pop("_checkpoint", None)
         if blob is not None:
             name = f"{float(rec['val_acc']):.4f}_{rec['trial']}_{rec['best_epoch']}.safetensors"
-            _atomic_write(self.out / CHECKPOINT_DIR / name, blob)
+            write_atomic(self.out / CHECKPOINT_DIR / name, blob)
             rec["checkpoint"] = f"{CHECKPOINT_DIR}/{name}"
         rec["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         _append_line(self.out / "trials.jsonl", rec)
@@ -1634,17 +1602,6 @@ def load_search(run_dir: str | Path) -> SearchResult:
 # ==============================================================================================
 # The master's view: an HTML report
 # ==============================================================================================
-def _figure(w: float, h: float):
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("the search report needs matplotlib: pip install 'fastnn[plot]'") from None
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 _STAGE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
@@ -1654,7 +1611,7 @@ def plot_params(result: SearchResult):
     names = list(result.space)
     cols = min(3, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
-    fig = _figure(4.2 * cols, 3.2 * rows)
+    fig = _figure((4.2 * cols, 3.2 * rows))
     ok = result.top()
     best = ok[0] if ok else None
     for i, name in enumerate(names):
@@ -1692,7 +1649,7 @@ def plot_params(result: SearchResult):
                        label="best")
         ax.set_xlabel(name + (" (log scale)" if dist.log else ""))
         ax.set_ylabel("validation accuracy")
-        ax.set_title(dist.describe(), fontsize=9)
+        ax.set_title(dist.describe(4), fontsize=9)
         if i == 0 and ok:
             ax.legend(fontsize=7)
     return fig
@@ -1700,7 +1657,7 @@ def plot_params(result: SearchResult):
 
 def plot_learning_curves(result: SearchResult, k: int = 6):
     """Validation accuracy and training loss per epoch of the ``k`` best trials."""
-    fig = _figure(11, 3.8)
+    fig = _figure((11, 3.8))
     a1, a2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for r in result.top(k):
         h = r.get("history", {})
@@ -1723,7 +1680,7 @@ def plot_learning_curves(result: SearchResult, k: int = 6):
 
 def plot_progress(result: SearchResult):
     """Each trial's best validation accuracy in trial order, the running best, stage boundaries."""
-    fig = _figure(11, 3.2)
+    fig = _figure((11, 3.2))
     ax = fig.add_subplot(1, 1, 1)
     recs = sorted(result.trials, key=lambda r: int(r["trial"]))
     ok = [r for r in recs if r.get("status") == "ok"]
@@ -1749,16 +1706,6 @@ def plot_progress(result: SearchResult):
     ax.set_ylabel("best validation accuracy")
     ax.legend(fontsize=7)
     return fig
-
-
-def _png(fig: Any, path: Path) -> str:
-    import base64
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    data = buf.getvalue()
-    _atomic_write(path, data)
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -1827,7 +1774,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
             done = [r for r in res.trials if int(r["stage"]) == int(st["stage"])]
             best = max((float(r["val_acc"]) for r in _ok(done)), default=float("nan"))
             srows.append([st["stage"], f"{len(done)}/{st['trials']}", st["epochs"], f"{best:.4f}",
-                          *[st["space"][n].describe() if n in st["space"] else "" for n in names]])
+                          *[st["space"][n].describe(4) if n in st["space"] else "" for n in names]])
         parts.append(_table(["stage", "trials", "epochs", "best val_acc", *names], srows))
     figs = []
     if n_ok:
@@ -1836,7 +1783,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     if res.trials:
         figs.append(("Trials in order", "search_progress.png", plot_progress(res)))
     for title, fname, fig in figs:
-        parts.append(f"<h2>{html.escape(title)}</h2><img src='{_png(fig, out / fname)}' alt='{html.escape(title)}'>")
+        parts.append(f"<h2>{html.escape(title)}</h2><img src='{png_data_uri(fig, out / fname, dpi=90)}' "
+                     f"alt='{html.escape(title)}'>")
     bad = [r for r in res.trials if r.get("status") != "ok"]
     if bad:
         parts.append("<h2>Failed and pruned trials</h2>")
@@ -1850,7 +1798,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     doc = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>fastnn search report</title>"
            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
     path = out / "report.html"
-    _atomic_write(path, doc.encode("utf-8"))
+    write_atomic(path, doc, fsync=False)  # a report can be redrawn
     return path
 
 
@@ -1905,7 +1853,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
 def _config_data(d: Mapping[str, Any], base: Path):
     """Train/val/test splits of the configured data, standardised on the training split."""
     from fastnn import datasets
-    from fastnn.datasets import Standardizer
+    from fastnn.preprocessing import StandardScaler
 
     name = str(d.get("name", "digits"))
     seed = int(d.get("seed", 0))
@@ -1936,8 +1884,7 @@ def _config_data(d: Mapping[str, Any], base: Path):
                                            seed=seed)
     prep = None
     if bool(d.get("standardize", True)):
-        # TODO(preprocessing): switch to fastnn.preprocessing.StandardScaler when it lands
-        scaler = Standardizer().fit(splits["train"][0])  # fitted on the training split only
+        scaler = StandardScaler().fit(splits["train"][0])  # fitted on the training split only
         splits = {k: (scaler.transform(v[0]), v[1]) for k, v in splits.items()}
         prep = scaler.to_dict()
     return source, splits, prep

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 
 from fastnn.callbacks import Callback, History
 from fastnn.datasets import balanced_order  # the one class-balanced sampler, public in datasets
+from fastnn.layers import BatchNorm
 from fastnn.model import Sequential
 from fastnn.optim import Optimizer, resolve_optimizer
 
@@ -81,6 +83,33 @@ def _nonfinite_origin(model: Any) -> dict[str, Any]:
     return {"layer": layer, "bad_input": bool(model._net.nonfinite_input)}
 
 
+def _batchnorm_rows(model: Any, n: int, batch_size: int, shuffle: bool) -> int:
+    """Rows per epoch for a model with batch norm, so that no training batch has 1 row.
+
+    In training mode one row has variance 0, so BatchNorm would output beta whatever the input
+    (PyTorch raises "Expected more than 1 value per channel when training" for it). When the last
+    batch of an epoch would hold one row (``n % batch_size == 1``) that row sits the epoch out,
+    like PyTorch's ``drop_last`` for just that row: with shuffling it is a different random row
+    every epoch, so every row is still seen; without shuffling it is always the last row, which a
+    warning says. A model without batch norm uses all ``n`` rows. Batches of 1 row by request
+    (``batch_size=1``, or a training set of 1 row) are refused.
+    """
+    if not any(isinstance(layer, BatchNorm) for layer in model.layers):
+        return n
+    if n < 2:
+        raise ValueError(f"batch norm in training mode needs more than 1 row per batch; the training set has {n} row")
+    if batch_size == 1:
+        raise ValueError("batch norm in training mode needs more than 1 row per batch, got batch_size=1 (the "
+                         "variance of one row is 0, so BatchNorm would output beta whatever the input)")
+    if n % batch_size != 1:
+        return n
+    if not shuffle:
+        warnings.warn(f"{n} rows in batches of batch_size={batch_size} leave a last batch of 1 row, which batch "
+                      "norm cannot train on; without shuffling the last row is skipped every epoch (shuffle, or "
+                      "choose a batch_size that does not divide n - 1)", UserWarning, stacklevel=3)
+    return n - 1
+
+
 class Trainer:
     """Fit a :class:`~fastnn.Sequential` with an optimizer and callbacks.
 
@@ -106,6 +135,9 @@ class Trainer:
         Factor on the scheduled learning rate and its lower bound (``ReduceLROnPlateau``).
     current_lr : float
         The learning rate of the last step taken.
+    steps_per_epoch : int or None
+        Training steps per epoch of the current (or last) :meth:`fit` (1 for full-batch
+        optimizers); None before the first.
 
     Raises
     ------
@@ -141,6 +173,7 @@ class Trainer:
         self.current_lr = float("nan")
         self.epoch = 0  # epochs completed
         self.seed = model.seed
+        self.steps_per_epoch: int | None = None
 
     # ------------------------------------------------------------------------------------------
     def _order(self, epoch: int, n: int, y: np.ndarray | None, shuffle: bool, balanced: bool) -> np.ndarray:
@@ -183,7 +216,9 @@ class Trainer:
         epochs : int
             Total epochs; an epoch is a full pass over the training set.
         batch_size : int
-            Rows per step (full-batch optimizers take all rows).
+            Rows per step (full-batch optimizers take all rows). With batch norm, a last batch
+            of 1 row (``N % batch_size == 1``) is left out of the epoch: one row has no batch
+            variance (a different random row each epoch when shuffling; a warning without).
         validation_data : (X_val, y_val), optional
             Evaluated after every epoch (``val_loss``, ``val_acc``).
         shuffle : bool
@@ -241,11 +276,13 @@ class Trainer:
         if opt.full_batch:
             batch_size = N
         batch_size = int(min(batch_size, N))
+        n_used = _batchnorm_rows(model, N, batch_size, shuffle or balanced)  # N, or N - 1 (see there)
         model.attach_optimizer(opt)
         model._reserve(batch_size)
         if resume_from is not None:
             self.load_checkpoint(resume_from)
-        steps_per_epoch = -(-N // batch_size)
+        steps_per_epoch = -(-n_used // batch_size)
+        self.steps_per_epoch = steps_per_epoch
         aug = None
         if augment is not None:
             if opt.kind == "lbfgs":
@@ -266,7 +303,7 @@ class Trainer:
                     cb.on_epoch_begin(epoch, {})
                 t0 = time.perf_counter()
                 snapshot = model._net.params.copy()
-                order = self._order(epoch, N, yc, shuffle, balanced)
+                order = self._order(epoch, N, yc, shuffle, balanced)[:n_used]
                 if opt.kind == "lbfgs":
                     losses = self._lbfgs_epoch(Xc, yc)
                 elif aug is not None:

@@ -196,6 +196,10 @@ class Net {
 
  private:
   struct Slot;  // per-layer workspace
+  // std::invalid_argument unless 1 <= n <= max_batch, and, in training mode, n >= 2 when the
+  // network has batch norm (one row has variance 0: every output would be beta).
+  void check_batch(index_t n, bool train) const;
+  bool has_batchnorm() const;
   void forward(const T* x, index_t n, bool train, std::uint64_t step_key);
   double data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_t n, bool want_grad);
   void backward(const T* x, index_t n, bool train, double* grad_stats = nullptr);

@@ -32,6 +32,8 @@ void set_num_threads(int n);
 int hardware_threads();
 // Name of the BLAS in use (for reports).
 const char* blas_info();
+// The CPU kernel set OpenBLAS picked at load time (e.g. "Zen", "SkylakeX"), or "" for other BLAS.
+const char* blas_corename();
 // The core clock in GHz, measured with a chain of dependent integer adds (one per cycle) — the
 // boost clock a benchmark actually runs at, which /proc/cpuinfo often does not show. 0 if unknown.
 double measure_clock_ghz();
