@@ -1,6 +1,7 @@
 // Data losses (see loss.h).
 #include "fastnn/loss.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -70,26 +71,48 @@ FASTNN_INLINE void softmax_grad(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s
 // One row of softmax cross-entropy; returns the row loss, writes the row gradient times g_scale.
 // exp is evaluated twice rather than stored, so nothing is allocated for any number of classes.
 // NaN or +inf in a row gives a NaN loss (visible, not hidden).
+// `pad` (for C <= kSmallC, else unused): 0 for the row's lanes, -inf past them up to C rounded up
+// to 16, when s[0, that) may be read (the row is not among the last of the array; the scores past
+// the row's end are masked, never used); nullptr otherwise.
 template <class T>
 FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, std::int64_t y,
-                              index_t C, double eps, T g_scale, bool acc) {
-  const T mx = row_max(s, C);
+                              index_t C, double eps, T g_scale, bool acc, const T* pad) {
   // exp(s - mx) goes into the gradient row when it is written (not accumulated), else it is
   // evaluated twice; either way nothing is allocated for any number of classes.
   const bool scratch = d && !acc;
   const double off = C > 1 ? eps / double(C - 1) : 0.0;  // every other class's target
   const double on = 1.0 - eps;                          // the true class's target
   double sum = 0.0;
+  T mx;
   if (C <= kSmallC) {
-    // Few classes (the common case): pad the row to whole vectors with -inf (exp -> 0), so the
-    // exp loop runs fully vectorised instead of in a scalar remainder loop.
+    // Few classes (the common case): the row padded to whole vectors with -inf (exp -> 0), so the
+    // max, exp and sum loops run fully vectorised instead of in scalar remainder loops. Inside the
+    // array the padded row is read with whole-vector loads and masked by `pad` (a data-dependent
+    // select: a `j < C` test lets GCC split the loop into a scalar tail). Profile at C = 10: element-
+    // wise stores of z followed by a vector load stalled store forwarding, and a scalar double sum
+    // was a serial dependency chain, together a third of the kernel. The sum of <= 64 terms in
+    // [0, 1] in T loses at most ~64 ulp of T, well inside T's own rounding of the scores.
     alignas(64) T z[kSmallC];
     const index_t Cp = (C + 15) / 16 * 16;
-    for (index_t j = 0; j < Cp; ++j) z[j] = j < C ? T(s[j] - mx) : -std::numeric_limits<T>::infinity();
-    // (exp and the double-precision sum in one loop stop GCC from vectorising the exp)
+    constexpr T ninf = -std::numeric_limits<T>::infinity();
+    if (pad) {
+      T m = ninf;
+#pragma omp simd reduction(max : m)
+      for (index_t j = 0; j < Cp; ++j) m = std::max(m, pad[j] == T(0) ? s[j] : ninf);
+      mx = m;
 #pragma omp simd
-    for (index_t j = 0; j < Cp; ++j) z[j] = vm::exp(z[j]);
-    for (index_t j = 0; j < C; ++j) sum += double(z[j]);
+      for (index_t j = 0; j < Cp; ++j) z[j] = pad[j] == T(0) ? T(s[j] - mx) : ninf;
+    } else {
+      mx = row_max(s, C);
+      for (index_t j = 0; j < Cp; ++j) z[j] = j < C ? T(s[j] - mx) : ninf;
+    }
+    T sum_t = T(0);
+#pragma omp simd reduction(+ : sum_t)
+    for (index_t j = 0; j < Cp; ++j) {
+      z[j] = vm::exp(z[j]);
+      sum_t += z[j];
+    }
+    sum = double(sum_t);
     if (d) {
       const T inv = T(1.0 / sum), t_off = T(off);
       for (index_t j = 0; j < C; ++j) {
@@ -100,6 +123,7 @@ FASTNN_INLINE double xent_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, 
       d = nullptr;  // done
     }
   } else {
+    mx = row_max(s, C);
     sum = sum_exp(scratch ? d : nullptr, s, mx, C);
   }
   const double lse = std::log(sum);  // log sum exp(s - mx)
@@ -175,10 +199,15 @@ FASTNN_INLINE double svm_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, s
 
 #define FASTNN_LOSS_LEAVES(T)                                                                   \
   FASTNN_CLONES double xent_rows_leaf(T* d, const T* s, const std::int64_t* y, index_t r0,      \
-                                      index_t r1, index_t C, double eps, T g_scale, bool acc) {  \
+                                      index_t r1, index_t N, index_t C, double eps, T g_scale,   \
+                                      bool acc) {                                                \
+    const index_t Cp = (C + 15) / 16 * 16, end = N * C - Cp; /* last row start read padded */   \
+    alignas(64) T pad[kSmallC];                                                                 \
+    for (index_t j = 0; j < kSmallC; ++j) pad[j] = j < C ? T(0) : -std::numeric_limits<T>::infinity(); \
     double total = 0.0;                                                                         \
     for (index_t r = r0; r < r1; ++r)                                                           \
-      total += xent_row(d ? d + r * C : nullptr, s + r * C, y[r], C, eps, g_scale, acc);        \
+      total += xent_row(d ? d + r * C : nullptr, s + r * C, y[r], C, eps, g_scale, acc,         \
+                        C <= kSmallC && r * C <= end ? pad : nullptr);                          \
     return total;                                                                               \
   }                                                                                             \
   FASTNN_CLONES double xent_soft_rows_leaf(T* d, const T* s, const T* t, index_t r0, index_t r1,  \
@@ -208,7 +237,7 @@ index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const s
   if (bad >= 0) return bad;
   const T g_scale = T(1.0 / double(N));
   const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
-    return xent_rows_leaf(dscores, scores, y, r0, r1, C, eps, g_scale, acc);
+    return xent_rows_leaf(dscores, scores, y, r0, r1, N, C, eps, g_scale, acc);
   });
   *loss = total / double(N);
   return -1;

@@ -24,14 +24,19 @@ _saved_blas_env = {k: _os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OPEN
 
 
 def _amd_cpu() -> bool:
+    """An AMD CPU with AVX2 and FMA (Zen or later, where OpenBLAS's Zen kernels run)."""
+    vendor, flags = "", set()
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("vendor_id"):
-                    return "AuthenticAMD" in line
+                    vendor = line
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[-1].split())
+                    break
     except OSError:
         pass
-    return False
+    return "AuthenticAMD" in vendor and {"avx2", "fma"} <= flags
 
 
 if _os.environ.get("FASTNN_GEMM_THREADING", "tiles") == "tiles":
