@@ -90,6 +90,56 @@ def gemm_flops(w: str) -> float:
     return float(sum(2 * b * i * o * (2 if k == 0 else 3) for k, (i, o) in enumerate(layers)))
 
 
+def gemm_calls(w: str) -> list[tuple[int, int, int, bool, bool]]:
+    """One step's dense GEMMs as (M, N, K, transpose a, transpose b): forward X W, dW = X^T dY and,
+    for all but the first layer, dX = dY W^T (what gemm_flops counts)."""
+    cfg = WORKLOADS[w]
+    dims, b = cfg["dims"], cfg["batch"]
+    calls = []
+    for k, (i, o) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        calls += [(b, o, i, False, False), (i, o, b, True, False)]
+        if k > 0:
+            calls.append((b, i, o, False, True))
+    return calls
+
+
+def worker_gemms(w: str, threads: int, steps: int, samples: int, warmup: int) -> dict:
+    """One step's GEMMs alone, back to back through fastnn's BLAS wrapper on operands of the step's
+    shapes (in a child of its own, so its operands do not count in fastnn's peak RSS), less the
+    Python call overhead of each call: the time no
+    implementation of the step can beat on this BLAS, so best peer / this is the largest ratio
+    possible if everything else took no time."""
+    import fastnn
+    from fastnn import _core
+
+    rng = np.random.default_rng(0)
+    ops = []
+    for M, N, K, ta, tb in gemm_calls(w):
+        a = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
+        b = rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32)
+        ops.append((a, b, ta, tb, np.empty((M, N), np.float32)))
+
+    def block(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            for a, b, ta, tb, c in ops:
+                _core.gemm(a, b, trans_a=ta, trans_b=tb, out=c)
+        return time.perf_counter() - t0
+
+    block(max(warmup, 1))
+    # the Python call into the binding (~1-3 us a call) is not part of a C++ step: measured on 1x1x1
+    # products of the same dtype and subtracted, call by call
+    one = [np.ones((1, 1), np.float32) for _ in range(3)]
+    t0 = time.perf_counter()
+    for _ in range(2000):
+        _core.gemm(one[0], one[1], out=one[2])
+    per_call = (time.perf_counter() - t0) / 2000
+    times = [block(steps) / steps - per_call * len(ops) for _ in range(samples)]
+    assert fastnn.get_num_threads() == threads
+    return {"timings": {"GEMMs alone": times}, "loss": {"first": math.nan, "last": math.nan},
+            "threads": {}, "end_rss_mib": current_rss_mib()}
+
+
 def current_rss_mib() -> float:
     """Resident set size now (peak_rss_mib() is the high-water mark, including start-up transients)."""
     try:
@@ -357,6 +407,8 @@ def worker(impl: str, w: str, threads: int, steps: int, samples: int, warmup: in
         out = worker_numpy(w, threads, steps, samples, warmup)
     elif impl == "sklearn":
         out = worker_sklearn(w, threads, steps, samples, warmup)
+    elif impl == "gemms":
+        out = worker_gemms(w, threads, steps, samples, warmup)
     else:
         raise ValueError(f"unknown implementation {impl!r}")
     out.update({"impl": impl, "workload": w, "steps": steps, "samples": samples, "peak_rss_mib": peak_rss_mib()})
@@ -377,6 +429,7 @@ VARIANTS = {  # name -> (worker impl, extra environment)
     # credit fastnn with a setting the peer could use too
     "numpy (tuned, Zen kernels)": ("numpy", {**MALLOC_TUNED, "OPENBLAS_CORETYPE": "Zen"}),
     "sklearn": ("sklearn", {}),
+    "GEMMs alone": ("gemms", {}),  # not a peer: the step's GEMMs alone (where the time goes)
 }
 NUMPY_COLUMNS = ["numpy", "numpy (malloc tuned)", "numpy (tuned, Zen kernels)"]
 COLUMNS = ["fastnn epoch loop", "fastnn train_step", "torch", *NUMPY_COLUMNS, "sklearn"]
@@ -504,6 +557,23 @@ def render(table: dict, raw: dict, threads: list[int], workloads: list[str], arg
                 cells.append(s)
             lines.append(f"| {w} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += ["Where the time goes: the step's dense GEMMs alone (the same shapes, back to back through fastnn's "
+              "BLAS wrapper in a child of their own, the Python call overhead measured on 1x1x1 products and "
+              "subtracted) and the largest ratio any implementation could reach on "
+              "this BLAS if everything but the GEMMs took no time (best peer median / GEMMs-alone median).", "",
+              "| threads | workload | fastnn step (ms) | GEMMs alone (ms) | GEMM share of the step | best peer (ms) "
+              "| ratio | largest possible ratio | goal |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for nt in map(str, threads):
+        for w in workloads:
+            row = table[nt][w]
+            if "GEMMs alone" not in row:
+                continue
+            step, g = row["fastnn epoch loop"]["median"], row["GEMMs alone"]["median"]
+            peer = min(row[k]["median"] for k in ("torch", *NUMPY_COLUMNS, "sklearn") if k in row)
+            goal = f"{GOALS[w]}" if int(nt) == 2 else "–"
+            lines.append(f"| {nt} | {w} | {step * 1e3:.3g} | {g * 1e3:.3g} | {g / step:.0%} | {peer * 1e3:.3g} "
+                         f"| {peer / step:.2f}x | {peer / g:.2f}x | {goal} |")
+    lines.append("")
     if "W2" in workloads:
         nt0 = str(threads[0])
         r = table[nt0]["W2"]
