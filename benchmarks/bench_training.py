@@ -201,6 +201,24 @@ def _check_losses(label: str, first: float, step_fn) -> dict:
     return {"first": first, "last": last, "check_steps": len(trail)}
 
 
+def time_cycling(label: str, step, batches: list, start: int, steps: int, samples: int, warmup: int) -> dict:
+    """The peers' timing loop: ``warmup + steps`` untimed calls of ``step(x, y)`` cycling through
+    ``batches`` from index ``start``, then ``samples`` timed blocks of ``steps`` calls; returns
+    ``{label: [seconds per step, one per block]}``."""
+    k = [start]
+
+    def block(n: int = steps) -> None:
+        for _ in range(n):
+            step(*batches[k[0] % N_BATCHES])
+            k[0] += 1
+
+    block(warmup + steps)
+    tm = Timer()
+    for _ in range(samples):
+        tm.block(label, block, steps)
+    return tm.samples
+
+
 def worker_fastnn(w: str, threads: int, steps: int, samples: int, warmup: int) -> dict:
     import fastnn
     from fastnn import optim
@@ -285,7 +303,6 @@ def worker_torch(w: str, variant: str, threads: int, steps: int, samples: int, w
     loss_fn = nn.CrossEntropyLoss()
     batches = [(torch.from_numpy(X[k * B:(k + 1) * B]), torch.from_numpy(y[k * B:(k + 1) * B]))
                for k in range(N_BATCHES)]
-    counter = [0]
 
     def step(xb, yb):
         loss = loss_fn(model(xb), yb)
@@ -294,29 +311,14 @@ def worker_torch(w: str, variant: str, threads: int, steps: int, samples: int, w
         opt.zero_grad(set_to_none=True)
         return loss
 
-    def one_step():
-        loss = step(*batches[counter[0] % N_BATCHES])
-        counter[0] += 1
-        return loss
-
     first = step(*batches[0]).item()
-    counter[0] = 1
-    for _ in range(warmup + steps):
-        one_step()
-    tm = Timer()
-
-    def block():
-        for _ in range(steps):
-            one_step()
-
-    for _ in range(samples):
-        tm.block(f"torch ({variant})", block, steps)
+    timings = time_cycling(f"torch ({variant})", step, batches, 1, steps, samples, warmup)
     check = _check_losses(f"torch ({variant})", first, lambda: step(*batches[0]).item())
     info = {"torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
             "mkl": torch.backends.mkl.is_available(), "mkldnn": torch.backends.mkldnn.is_available(),
             "pools": _pool_info()}
     assert info["torch_threads"] == threads, info
-    return {"timings": tm.samples, "loss": check, "threads": info, "end_rss_mib": current_rss_mib()}
+    return {"timings": timings, "loss": check, "threads": info, "end_rss_mib": current_rss_mib()}
 
 
 def worker_numpy(w: str, threads: int, steps: int, samples: int, warmup: int) -> dict:
@@ -328,28 +330,11 @@ def worker_numpy(w: str, threads: int, steps: int, samples: int, warmup: int) ->
     net = NumpyMLP(cfg["dims"], batchnorm=cfg["bn"], keep=cfg["keep"], optimizer=cfg["opt"], lr=cfg["lr"],
                    momentum=cfg["momentum"], seed=0)
     batches = [(X[k * B:(k + 1) * B], y[k * B:(k + 1) * B]) for k in range(N_BATCHES)]
-    counter = [0]
-
-    def one_step():
-        loss = net.step(*batches[counter[0] % N_BATCHES])
-        counter[0] += 1
-        return loss
-
     first = net.step(*batches[0])
     _check_initial_loss("numpy", w, first)
-    counter[0] = 1
-    for _ in range(warmup + steps):
-        one_step()
-    tm = Timer()
-
-    def block():
-        for _ in range(steps):
-            one_step()
-
-    for _ in range(samples):
-        tm.block("numpy", block, steps)
+    timings = time_cycling("numpy", net.step, batches, 1, steps, samples, warmup)
     check = _check_losses("numpy", first, lambda: net.step(*batches[0]))
-    return {"timings": tm.samples, "loss": check, "threads": {"pools": _pool_info()}, "end_rss_mib": current_rss_mib()}
+    return {"timings": timings, "loss": check, "threads": {"pools": _pool_info()}, "end_rss_mib": current_rss_mib()}
 
 
 def worker_sklearn(w: str, threads: int, steps: int, samples: int, warmup: int) -> dict:
@@ -373,29 +358,14 @@ def worker_sklearn(w: str, threads: int, steps: int, samples: int, warmup: int) 
     clf.partial_fit(*batches[0], classes=classes)
     first = float(clf.loss_)  # the loss of that (first) step, before its update
     assert clf.coefs_[0].dtype == np.float32, clf.coefs_[0].dtype
-    counter = [1]
-
-    def one_step():
-        clf.partial_fit(*batches[counter[0] % N_BATCHES])
-        counter[0] += 1
-
-    for _ in range(warmup + steps):
-        one_step()
-    tm = Timer()
-
-    def block():
-        for _ in range(steps):
-            one_step()
-
-    for _ in range(samples):
-        tm.block("sklearn", block, steps)
+    timings = time_cycling("sklearn", clf.partial_fit, batches, 1, steps, samples, warmup)
 
     def check_step():
         clf.partial_fit(*batches[0])
         return clf.loss_
 
     check = _check_losses("sklearn", first, check_step)
-    return {"timings": tm.samples, "loss": check, "threads": {"pools": _pool_info()}, "end_rss_mib": current_rss_mib()}
+    return {"timings": timings, "loss": check, "threads": {"pools": _pool_info()}, "end_rss_mib": current_rss_mib()}
 
 
 def worker(impl: str, w: str, threads: int, steps: int, samples: int, warmup: int) -> dict:

@@ -539,78 +539,83 @@ void bind_batchnorm(py::module_& m) {
       },
       "x"_a, "gamma"_a, "beta"_a, "running_mean"_a, "running_var"_a, py::kw_only(), "eps"_a = 1e-5,
       "out"_a = py::none(), "Evaluation-mode batch norm with the running statistics.");
+  // The arrays of both backward passes: dout and x (N, D), gamma (D,) or None, two per-feature
+  // statistics (mean and invstd, or the running mean and variance) and the three gradients.
+  struct BackwardArgs {
+    py::array dout, x, s1, s2, dx, dgamma, dbeta;
+    OptArray gamma;
+    DType dt;
+    py::ssize_t N, D;
+  };
+  auto backward_args = [param](const char* fn, py::handle dout_, py::handle x_, py::handle gamma_,
+                               py::handle s1_, const char* s1_name, py::handle s2_, const char* s2_name,
+                               py::handle dx_, py::handle dgamma_, py::handle dbeta_, bool acc,
+                               bool dout_nonempty, bool dx_may_be_dout) {
+    BackwardArgs a;
+    a.dout = matrix(dout_, fn, "dout", dout_nonempty);
+    a.dt = float_dtype(a.dout, fn, "dout");
+    a.N = a.dout.shape(0);
+    a.D = a.dout.shape(1);
+    a.x = input(x_, fn, "x", a.dt);
+    require_shape(a.x, fn, "x", {a.N, a.D}, "it must match dout");
+    if (!gamma_.is_none()) a.gamma = param(gamma_, fn, "gamma", a.dt, a.D);
+    a.s1 = param(s1_, fn, s1_name, a.dt, a.D);
+    a.s2 = param(s2_, fn, s2_name, a.dt, a.D);
+    a.dx = grad_output(dx_, fn, "dx", a.dt, {a.N, a.D}, acc);
+    a.dgamma = grad_output(dgamma_, fn, "dgamma", a.dt, {a.D}, acc);
+    a.dbeta = grad_output(dbeta_, fn, "dbeta", a.dt, {a.D}, acc);
+    require_no_overlap(a.dx, "dx", a.dout, "dout", fn, dx_may_be_dout);
+    require_no_overlap(a.dx, "dx", a.x, "x", fn, false);
+    return a;
+  };
   m.def(
       "batchnorm_backward",
-      [param](py::handle dout_, py::handle x_, py::handle gamma_, py::handle mean_, py::handle invstd_,
-              py::handle dx_, py::handle dgamma_, py::handle dbeta_, bool acc) {
-        const char* fn = "batchnorm_backward";
-        py::array dout = matrix(dout_, fn, "dout");
-        const DType dt = float_dtype(dout, fn, "dout");
-        const py::ssize_t N = dout.shape(0), D = dout.shape(1);
-        py::array x = input(x_, fn, "x", dt);
-        require_shape(x, fn, "x", {N, D}, "it must match dout");
-        OptArray gamma;
-        if (!gamma_.is_none()) gamma = param(gamma_, fn, "gamma", dt, D);
-        py::array mean = param(mean_, fn, "mean", dt, D);
-        py::array invstd = param(invstd_, fn, "invstd", dt, D);
-        py::array dx = grad_output(dx_, fn, "dx", dt, {N, D}, acc);
-        py::array dgamma = grad_output(dgamma_, fn, "dgamma", dt, {D}, acc);
-        py::array dbeta = grad_output(dbeta_, fn, "dbeta", dt, {D}, acc);
-        require_no_overlap(dx, "dx", dout, "dout", fn, false);
-        require_no_overlap(dx, "dx", x, "x", fn, false);
-        dispatch(dt, [&](auto t) {
+      [backward_args](py::handle dout_, py::handle x_, py::handle gamma_, py::handle mean_, py::handle invstd_,
+                      py::handle dx_, py::handle dgamma_, py::handle dbeta_, bool acc) {
+        BackwardArgs a = backward_args("batchnorm_backward", dout_, x_, gamma_, mean_, "mean", invstd_, "invstd",
+                                       dx_, dgamma_, dbeta_, acc, true, false);
+        dispatch(a.dt, [&](auto t) {
           using T = decltype(t);
-          T* pdx = ptr<T>(dx);
-          T* pdg = ptr<T>(dgamma);
-          T* pdb = ptr<T>(dbeta);
-          const T* g = cptr<T>(dout);
-          const T* xi = cptr<T>(x);
-          const T* ga = cptr<T>(gamma);
-          const T* mu = cptr<T>(mean);
-          const T* is = cptr<T>(invstd);
+          T* pdx = ptr<T>(a.dx);
+          T* pdg = ptr<T>(a.dgamma);
+          T* pdb = ptr<T>(a.dbeta);
+          const T* g = cptr<T>(a.dout);
+          const T* xi = cptr<T>(a.x);
+          const T* ga = cptr<T>(a.gamma);
+          const T* mu = cptr<T>(a.s1);
+          const T* is = cptr<T>(a.s2);
           py::gil_scoped_release nogil;
-          FASTNN_K(batchnorm_backward)(pdx, pdg, pdb, g, xi, ga, mu, is, index_t(N), index_t(D), acc);
+          FASTNN_K(batchnorm_backward)(pdx, pdg, pdb, g, xi, ga, mu, is, index_t(a.N), index_t(a.D), acc);
         });
-        return py::make_tuple(dx, dgamma, dbeta);
+        return py::make_tuple(a.dx, a.dgamma, a.dbeta);
       },
       "dout"_a, "x"_a, "gamma"_a, "mean"_a, "invstd"_a, py::kw_only(), "dx"_a = py::none(),
       "dgamma"_a = py::none(), "dbeta"_a = py::none(), "accumulate"_a = false,
       "Batch-norm backward (closed form): returns (dx, dgamma, dbeta).");
   m.def(
       "batchnorm_backward_eval",
-      [param](py::handle dout_, py::handle x_, py::handle gamma_, py::handle rm_, py::handle rv_, double eps,
-              py::handle dx_, py::handle dgamma_, py::handle dbeta_, bool acc) {
+      [backward_args](py::handle dout_, py::handle x_, py::handle gamma_, py::handle rm_, py::handle rv_,
+                      double eps, py::handle dx_, py::handle dgamma_, py::handle dbeta_, bool acc) {
         const char* fn = "batchnorm_backward_eval";
         require_range(eps, fn, "eps", 0, kInf, true, true);
-        py::array dout = input(dout_, fn, "dout");
-        const DType dt = float_dtype(dout, fn, "dout");
-        require_ndim(dout, fn, "dout", 2, 2);
-        const py::ssize_t N = dout.shape(0), D = dout.shape(1);
-        py::array x = input(x_, fn, "x", dt);
-        require_shape(x, fn, "x", {N, D}, "it must match dout");
-        OptArray gamma;
-        if (!gamma_.is_none()) gamma = param(gamma_, fn, "gamma", dt, D);
-        py::array rm = param(rm_, fn, "running_mean", dt, D);
-        py::array rv = param(rv_, fn, "running_var", dt, D);
-        py::array dx = grad_output(dx_, fn, "dx", dt, {N, D}, acc);
-        py::array dgamma = grad_output(dgamma_, fn, "dgamma", dt, {D}, acc);
-        py::array dbeta = grad_output(dbeta_, fn, "dbeta", dt, {D}, acc);
-        require_no_overlap(dx, "dx", dout, "dout", fn, true);
-        require_no_overlap(dx, "dx", x, "x", fn, false);
-        dispatch(dt, [&](auto t) {
+        // element-wise in dout (so dx may be dout) and defined for an empty batch
+        BackwardArgs a = backward_args(fn, dout_, x_, gamma_, rm_, "running_mean", rv_, "running_var", dx_,
+                                       dgamma_, dbeta_, acc, false, true);
+        dispatch(a.dt, [&](auto t) {
           using T = decltype(t);
-          T* pdx = ptr<T>(dx);
-          T* pdg = ptr<T>(dgamma);
-          T* pdb = ptr<T>(dbeta);
-          const T* g = cptr<T>(dout);
-          const T* xi = cptr<T>(x);
-          const T* ga = cptr<T>(gamma);
-          const T* prm = cptr<T>(rm);
-          const T* prv = cptr<T>(rv);
+          T* pdx = ptr<T>(a.dx);
+          T* pdg = ptr<T>(a.dgamma);
+          T* pdb = ptr<T>(a.dbeta);
+          const T* g = cptr<T>(a.dout);
+          const T* xi = cptr<T>(a.x);
+          const T* ga = cptr<T>(a.gamma);
+          const T* prm = cptr<T>(a.s1);
+          const T* prv = cptr<T>(a.s2);
           py::gil_scoped_release nogil;
-          FASTNN_K(batchnorm_backward_eval)(pdx, pdg, pdb, g, xi, ga, prm, prv, index_t(N), index_t(D), T(eps), acc);
+          FASTNN_K(batchnorm_backward_eval)(pdx, pdg, pdb, g, xi, ga, prm, prv, index_t(a.N), index_t(a.D), T(eps),
+                                            acc);
         });
-        return py::make_tuple(dx, dgamma, dbeta);
+        return py::make_tuple(a.dx, a.dgamma, a.dbeta);
       },
       "dout"_a, "x"_a, "gamma"_a, "running_mean"_a, "running_var"_a, py::kw_only(), "eps"_a = 1e-5,
       "dx"_a = py::none(), "dgamma"_a = py::none(), "dbeta"_a = py::none(), "accumulate"_a = false,
