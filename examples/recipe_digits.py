@@ -12,12 +12,12 @@ Each step of the guide (docs/guide/recipe.rst) quotes the code between a ``# [na
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import fastnn
 import numpy as np
+from _guide_output import guide_sections  # examples/_guide_output.py
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--small", action="store_true", help="a few epochs and steps: a smoke test")
@@ -29,28 +29,7 @@ EPOCHS = 3 if args.small else 40
 fastnn.set_num_threads(1)  # results are identical for any thread count; digits is too small to need more
 
 
-class _Sections:
-    """Print as usual, and also copy what each step prints into OUT/<step>.txt for the guide."""
-
-    def __init__(self, stream):
-        self.stream, self.file = stream, None
-
-    def start(self, name: str) -> None:
-        if self.file is not None:
-            self.file.close()
-        self.file = open(OUT / f"{name}.txt", "w", encoding="utf-8")
-
-    def write(self, text: str) -> int:
-        if self.file is not None:
-            self.file.write(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-sections = _Sections(sys.stdout)
-sys.stdout = sections
+sections = guide_sections(OUT)  # what each step prints also goes to OUT/<step>.txt (for the guide)
 
 sections.start("data")
 # [data]

@@ -9,11 +9,11 @@ The same search runs from the command line with a TOML file: ``fastnn search exa
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import fastnn
+from _guide_output import guide_sections  # examples/_guide_output.py
 from fastnn import datasets
 from fastnn.ensemble import Ensemble, distill, fit_averaged, snapshot_ensemble
 from fastnn.preprocessing import StandardScaler
@@ -28,28 +28,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 fastnn.set_num_threads(1)
 
 
-class _Sections:
-    """Print as usual, and also copy what each step prints into OUT/<step>.txt for the guide."""
-
-    def __init__(self, stream):
-        self.stream, self.file = stream, None
-
-    def start(self, name: str) -> None:
-        if self.file is not None:
-            self.file.close()
-        self.file = open(OUT / f"{name}.txt", "w", encoding="utf-8")
-
-    def write(self, text: str) -> int:
-        if self.file is not None:
-            self.file.write(text)
-        return self.stream.write(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-sections = _Sections(sys.stdout)
-sys.stdout = sections
+sections = guide_sections(OUT)  # what each step prints also goes to OUT/<step>.txt (for the guide)
 
 X, y = datasets.load_digits()
 splits = datasets.train_val_test_split(X, y, val=0.15, test=0.2, seed=0)
