@@ -179,7 +179,7 @@ def test_bad_arguments(rng):
 
 
 def digits_images():
-    skd = pytest.importorskip("sklearn.datasets")
+    skd = pytest.importorskip("sklearn.datasets", reason="needs scikit-learn (optional; the test extra has it)")
     d = skd.load_digits()
     idx = np.random.default_rng(0).permutation(len(d.target))
     X = d.images[idx].reshape(-1, 8, 8, 1).astype(np.float64)

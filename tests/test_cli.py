@@ -52,7 +52,7 @@ def test_train_on_digits_reaches_97_percent(tmp_path):
 
 def test_lbfgs_run_writes_strict_json(tmp_path):
     """L-BFGS has no learning rate (NaN in the history): the run files write it as null."""
-    pytest.importorskip("scipy")
+    pytest.importorskip("scipy", reason="needs SciPy (optional; the test extra has it)")
     out = run("train", "--optimizer", "lbfgs", "--epochs", "2", "--hidden", "16", "--out", str(tmp_path / "r"),
               "--quiet")
     assert out.returncode == 0, out.stderr
@@ -90,7 +90,7 @@ def test_train_errors_are_clear(tmp_path, args, match):
 
 
 def test_progress_bar_does_not_change_results():
-    pytest.importorskip("tqdm")
+    pytest.importorskip("tqdm", reason="needs tqdm (optional; the test extra has it)")
     rng = np.random.default_rng(0)
     X = rng.standard_normal((500, 6)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)

@@ -16,7 +16,7 @@ from fastnn import datasets
 # digits and spiral
 # ----------------------------------------------------------------------------------------------
 def test_load_digits_vectors_and_images_agree():
-    pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn", reason="needs scikit-learn (optional; the test extra has it)")
     X, y = datasets.load_digits()
     Xi, yi = datasets.load_digits(images=True)
     assert X.shape == (1797, 64) and X.dtype == np.float64
@@ -92,7 +92,7 @@ def test_spiral_is_learnable_by_an_mlp_but_not_by_a_linear_model():
 # MNIST-1D
 # ----------------------------------------------------------------------------------------------
 def test_load_mnist1d_matches_the_package_and_leaves_global_random_state_alone():
-    mnist1d_data = pytest.importorskip("mnist1d.data")
+    mnist1d_data = pytest.importorskip("mnist1d.data", reason="needs mnist1d (optional; the test extra has it)")
     np.random.seed(123)  # noqa: NPY002 - the global state the package would otherwise reseed
     random.seed(7)
     np_state, py_state = np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
@@ -114,7 +114,7 @@ def test_load_mnist1d_matches_the_package_and_leaves_global_random_state_alone()
 
 
 def test_load_mnist1d_returns_copies_and_varies_with_its_arguments():
-    pytest.importorskip("mnist1d")
+    pytest.importorskip("mnist1d", reason="needs mnist1d (optional; the test extra has it)")
     X, _ = datasets.load_mnist1d(num_samples=100, seed=0)
     X[:] = 0.0
     X2, _ = datasets.load_mnist1d(num_samples=100, seed=0)  # cached, but not the mutated array

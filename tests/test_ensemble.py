@@ -179,7 +179,7 @@ def test_ensemble_rejects_bad_members(trained):
 
 
 def test_from_checkpoints_applies_their_preprocessing(trained, tmp_path):
-    pytest.importorskip("safetensors")
+    pytest.importorskip("safetensors", reason="needs safetensors (optional; the test extra has it)")
     from fastnn.datasets import Standardizer
 
     models, X, y = trained
@@ -200,7 +200,7 @@ def test_from_checkpoints_applies_their_preprocessing(trained, tmp_path):
 
 
 def test_from_search_takes_the_top_k(tmp_path):
-    pytest.importorskip("safetensors")
+    pytest.importorskip("safetensors", reason="needs safetensors (optional; the test extra has it)")
     from fastnn.search import Search, load_search, loguniform
 
     X, y = blobs(300, seed=2)

@@ -13,7 +13,7 @@ import fastnn
 import numpy as np
 import pytest
 
-sklearn = pytest.importorskip("sklearn", minversion="1.6")
+sklearn = pytest.importorskip("sklearn", minversion="1.6", reason="needs scikit-learn >= 1.6 (the test extra has it)")
 
 from fastnn.estimator import MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.base import clone  # noqa: E402
@@ -350,7 +350,7 @@ def test_bad_hyperparameters_are_named(params, match):
 
 
 def test_sparse_input_and_verbose_output(capsys):
-    scipy_sparse = pytest.importorskip("scipy.sparse")
+    scipy_sparse = pytest.importorskip("scipy.sparse", reason="needs SciPy (optional; the test extra has it)")
     X, y, _ = _data()
     dense = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0, verbose=True)
     sparse = clone(dense)
@@ -363,7 +363,7 @@ def test_sparse_input_and_verbose_output(capsys):
 
 
 def test_feature_names_are_recorded():
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="needs pandas (optional; the test extra has it)")
     X, y, _ = _data()
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
     clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)

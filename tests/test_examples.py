@@ -76,7 +76,7 @@ def test_example_runs(script, tmp_path):
 def test_readme_example_runs(tmp_path):
     """The README's 'Train a network' example, exactly as written, with fewer epochs."""
     for package in ("sklearn", "safetensors"):
-        pytest.importorskip(package)
+        pytest.importorskip(package, reason=f"the README example needs {package} (the test extra has it)")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Train a network", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)

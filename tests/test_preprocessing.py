@@ -218,7 +218,7 @@ def data(rng, n=400, d=12, offset=0.0, dtype=np.float64):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=IDS)
 def test_standard_scaler_matches_sklearn(dtype, rng):
-    skp = pytest.importorskip("sklearn.preprocessing")
+    skp = pytest.importorskip("sklearn.preprocessing", reason="needs scikit-learn (optional; the test extra has it)")
     X = data(rng, dtype=dtype)
     for kw in ({}, {"with_mean": False}, {"with_std": False}):
         a, b = StandardScaler(**kw).fit(X), skp.StandardScaler(**kw).fit(X.astype(np.float64))
@@ -248,7 +248,7 @@ def test_standard_scaler_partial_fit_equals_fit(rng):
 
 @pytest.mark.parametrize("rng_", [(-1.0, 1.0), (0.0, 1.0), (2.0, 5.0)])
 def test_minmax_scaler_matches_sklearn(rng_, rng):
-    skp = pytest.importorskip("sklearn.preprocessing")
+    skp = pytest.importorskip("sklearn.preprocessing", reason="needs scikit-learn (optional; the test extra has it)")
     X = data(rng)
     a = MinMaxScaler(rng_).fit(X)
     b = skp.MinMaxScaler(feature_range=rng_).fit(X)
@@ -266,7 +266,7 @@ def test_minmax_scaler_matches_sklearn(rng_, rng):
 
 
 def test_pca_matches_sklearn(rng):
-    skd = pytest.importorskip("sklearn.decomposition")
+    skd = pytest.importorskip("sklearn.decomposition", reason="needs scikit-learn (optional; the test extra has it)")
     A = rng.standard_normal((10, 10))
     X = rng.standard_normal((2000, 10)) @ A + rng.standard_normal(10) * 4
     for nc in (3, 0.9, None):
@@ -371,9 +371,9 @@ def test_clear_errors(t, rng):
 
 @pytest.mark.parametrize("t", ALL, ids=lambda t: type(t).__name__)
 def test_sklearn_clone_pipeline_and_params(t, rng):
-    base = pytest.importorskip("sklearn.base")
-    pipeline = pytest.importorskip("sklearn.pipeline")
-    lm = pytest.importorskip("sklearn.linear_model")
+    base = pytest.importorskip("sklearn.base", reason="needs scikit-learn (optional; the test extra has it)")
+    pipeline = pytest.importorskip("sklearn.pipeline", reason="needs scikit-learn (optional; the test extra has it)")
+    lm = pytest.importorskip("sklearn.linear_model", reason="needs scikit-learn (optional; the test extra has it)")
     X = data(rng)
     top = X[:, np.argmax(X.var(axis=0))]
     y = (top > np.median(top)).astype(int)
@@ -389,9 +389,9 @@ def test_sklearn_clone_pipeline_and_params(t, rng):
 
 
 def test_grid_search_over_a_parameter(rng):
-    ms = pytest.importorskip("sklearn.model_selection")
-    pipeline = pytest.importorskip("sklearn.pipeline")
-    lm = pytest.importorskip("sklearn.linear_model")
+    ms = pytest.importorskip("sklearn.model_selection", reason="needs scikit-learn (optional; the test extra has it)")
+    pipeline = pytest.importorskip("sklearn.pipeline", reason="needs scikit-learn (optional; the test extra has it)")
+    lm = pytest.importorskip("sklearn.linear_model", reason="needs scikit-learn (optional; the test extra has it)")
     X = data(rng)
     top = X[:, np.argmax(X.var(axis=0))]
     y = (top > np.median(top)).astype(int)
@@ -431,7 +431,7 @@ def test_to_dict_round_trip_is_json(rng):
 # models, checkpoints, leakage
 # ------------------------------------------------------------------------------------------------
 def digits_splits():
-    skd = pytest.importorskip("sklearn.datasets")
+    skd = pytest.importorskip("sklearn.datasets", reason="needs scikit-learn (optional; the test extra has it)")
     d = skd.load_digits()
     idx = np.random.default_rng(0).permutation(len(d.target))
     X, y = d.data[idx].astype(np.float64), d.target[idx].astype(np.int64)
@@ -439,7 +439,7 @@ def digits_splits():
 
 
 def test_model_with_preprocessing_trains_predicts_and_round_trips(tmp_path):
-    pytest.importorskip("safetensors")
+    pytest.importorskip("safetensors", reason="needs safetensors (optional; the test extra has it)")
     (Xtr, ytr), (Xva, yva), (Xte, yte) = digits_splits()
     model = fastnn.MLP(64, [64], 10, seed=0, preprocessing=StandardScaler())
     with warnings.catch_warnings():
@@ -463,7 +463,7 @@ def test_model_with_preprocessing_trains_predicts_and_round_trips(tmp_path):
 
 
 def test_model_preprocessing_chain_pca_and_errors(tmp_path):
-    pytest.importorskip("safetensors")
+    pytest.importorskip("safetensors", reason="needs safetensors (optional; the test extra has it)")
     (Xtr, ytr), (Xva, yva), (Xte, yte) = digits_splits()
     model = fastnn.MLP(30, [64], 10, seed=1, preprocessing=[StandardScaler(), PCA(30, whiten=True)])
     assert isinstance(model.preprocessing, Chain)

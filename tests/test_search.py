@@ -22,7 +22,7 @@ import pytest
 from fastnn import search as S
 from fastnn.search import Search, choice, loguniform, randint, uniform
 
-pytest.importorskip("safetensors")
+pytest.importorskip("safetensors", reason="needs safetensors (optional; the test extra has it)")
 
 
 def blobs(n: int = 400, d: int = 10, k: int = 4, seed: int = 0, spread: float = 2.5):
@@ -376,7 +376,7 @@ def test_local_processes_give_the_in_process_results(tmp_path, data):
 
 
 def test_dask_local_cluster(tmp_path, data):
-    distributed = pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed", reason="needs distributed (optional; the test extra has it)")
     ref = _run(tmp_path / "ref", data, stages=[(4, 2), (2, 2)])
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
                                   silence_logs=50) as cluster, distributed.Client(cluster) as client:
@@ -396,7 +396,7 @@ def test_dask_local_cluster(tmp_path, data):
 
 
 def test_optuna_tpe_with_median_pruner(tmp_path, data):
-    pytest.importorskip("optuna")
+    pytest.importorskip("optuna", reason="needs optuna (optional; the test extra has it)")
     res = _run(tmp_path, data, stages=[(8, 3)], sampler="tpe", pruner="median", max_trials=6)
     assert len(res.trials) == 6
     assert {r["status"] for r in res.trials} <= {"ok", "pruned"}
