@@ -125,7 +125,7 @@ py::array data(py::handle obj, const char* fn, const char* name, index_t cols) {
 
 // Targets: int64 labels (N,) for classification losses, (N, C) floats for MSE, and for softmax
 // cross-entropy either labels or (N, C) target distributions (soft targets). A 2-D result is a
-// dense target array (see is_dense).
+// dense target array (see target_ptrs).
 template <class T>
 py::array targets(const Net<T>& net, py::handle obj, const char* fn, index_t N) {
   const LossKind kind = net.loss().kind;
@@ -140,7 +140,18 @@ py::array targets(const Net<T>& net, py::handle obj, const char* fn, index_t N) 
 }
 
 // Dense targets (MSE targets or soft targets) go to the runtime as yr, labels as yc.
-inline bool is_dense(const py::array& y) { return y.ndim() == 2; }
+// The two target pointers the runtime takes, one of them null: class labels (yc) for a 1-D
+// target array from targets(), or dense targets (yr: MSE or soft targets) for a 2-D one.
+template <class T>
+struct TargetPtrs {
+  const std::int64_t* yc;
+  const T* yr;
+};
+template <class T>
+TargetPtrs<T> target_ptrs(const py::array& y) {
+  const bool dense = y.ndim() == 2;
+  return {dense ? nullptr : static_cast<const std::int64_t*>(y.data()), dense ? static_cast<const T*>(y.data()) : nullptr};
+}
 
 template <class T>
 void bind_net(py::module_& m, const char* cls) {
@@ -205,13 +216,12 @@ void bind_net(py::module_& m, const char* cls) {
         py::array x = data<T>(x_, fn, "x", w.net->input_dim());
         const index_t n = x.shape(0);
         py::array y = targets(*w.net, y_, fn, n);
-        const bool dense = is_dense(y);  // MSE or soft targets: passed as yr
+        const TargetPtrs<T> t = target_ptrs<T>(y);
         StepLoss r;
         bool finite = true;
         {
           py::gil_scoped_release nogil;
-          r = w.net->train_step(static_cast<const T*>(x.data()), dense ? nullptr : static_cast<const std::int64_t*>(y.data()),
-                                dense ? static_cast<const T*>(y.data()) : nullptr, n, lr, mu, &finite);
+          r = w.net->train_step(static_cast<const T*>(x.data()), t.yc, t.yr, n, lr, mu, &finite);
         }
         return py::make_tuple(r.loss, r.data_loss, r.reg_loss, finite);
       }, "x"_a, "y"_a, "learning_rate"_a, "momentum"_a = 0.0,
@@ -238,13 +248,12 @@ void bind_net(py::module_& m, const char* cls) {
           require_range(mus.data()[s], fn, "momentum", 0, 1, false, true);
         }
         py::array_t<double> losses(steps);
-        const bool dense = is_dense(Y);  // MSE or soft targets: passed as yr
+        const TargetPtrs<T> t = target_ptrs<T>(Y);
         index_t done = 0;
         {
           py::gil_scoped_release nogil;
           done = w.net->train_epoch(static_cast<const T*>(X.data()),
-                                    dense ? nullptr : static_cast<const std::int64_t*>(Y.data()),
-                                    dense ? static_cast<const T*>(Y.data()) : nullptr, N, order.data(), n_order, batch,
+                                    t.yc, t.yr, N, order.data(), n_order, batch,
                                     lrs.data(), mus.data(), losses.mutable_data());
         }
         return py::make_tuple(losses, done);
@@ -256,12 +265,11 @@ void bind_net(py::module_& m, const char* cls) {
         py::array x = data<T>(x_, fn, "x", w.net->input_dim());
         const index_t n = x.shape(0);
         py::array y = targets(*w.net, y_, fn, n);
-        const bool dense = is_dense(y);  // MSE or soft targets: passed as yr
+        const TargetPtrs<T> t = target_ptrs<T>(y);
         StepLoss r;
         {
           py::gil_scoped_release nogil;
-          r = w.net->loss_and_grad(static_cast<const T*>(x.data()), dense ? nullptr : static_cast<const std::int64_t*>(y.data()),
-                                   dense ? static_cast<const T*>(y.data()) : nullptr, n, train);
+          r = w.net->loss_and_grad(static_cast<const T*>(x.data()), t.yc, t.yr, n, train);
         }
         return py::make_tuple(r.loss, r.data_loss, r.reg_loss);
       }, "x"_a, "y"_a, "train"_a = true,
@@ -283,12 +291,11 @@ void bind_net(py::module_& m, const char* cls) {
         py::array X = data<T>(X_, fn, "X", w.net->input_dim());
         const index_t N = X.shape(0);
         py::array Y = targets(*w.net, Y_, fn, N);
-        const bool dense = is_dense(Y);  // MSE or soft targets: passed as yr
+        const TargetPtrs<T> t = target_ptrs<T>(Y);
         double loss = 0, acc = 0;
         {
           py::gil_scoped_release nogil;
-          w.net->evaluate(static_cast<const T*>(X.data()), dense ? nullptr : static_cast<const std::int64_t*>(Y.data()),
-                          dense ? static_cast<const T*>(Y.data()) : nullptr, N, &loss, &acc);
+          w.net->evaluate(static_cast<const T*>(X.data()), t.yc, t.yr, N, &loss, &acc);
         }
         return py::make_tuple(loss, acc);
       }, "X"_a, "y"_a, "Mean data loss and accuracy in evaluation mode.")
@@ -333,13 +340,12 @@ void bind_net(py::module_& m, const char* cls) {
         py::array x = data<T>(x_, fn, "x", w.net->input_dim());
         const index_t n = x.shape(0);
         py::array y = targets(*w.net, y_, fn, n);
-        const bool dense = is_dense(y);  // MSE or soft targets: passed as yr
+        const TargetPtrs<T> t = target_ptrs<T>(y);
         std::uint64_t sig = 0;
         StepLoss r;
         {
           py::gil_scoped_release nogil;
-          r = w.net->signature(static_cast<const T*>(x.data()), dense ? nullptr : static_cast<const std::int64_t*>(y.data()),
-                               dense ? static_cast<const T*>(y.data()) : nullptr, n, train, &sig);
+          r = w.net->signature(static_cast<const T*>(x.data()), t.yc, t.yr, n, train, &sig);
         }
         return py::make_tuple(r.loss, sig);
       }, "x"_a, "y"_a, "train"_a = true,
@@ -351,7 +357,7 @@ void bind_net(py::module_& m, const char* cls) {
         py::array x = data<T>(x_, fn, "x", w.net->input_dim());
         const index_t n = x.shape(0);
         py::array y = targets(*w.net, y_, fn, n);
-        const bool dense = is_dense(y);  // MSE or soft targets: passed as yr
+        const TargetPtrs<T> t = target_ptrs<T>(y);
         py::list acts, grads;
         std::vector<T*> pa, pg;
         for (const auto& L : w.net->layers()) {
@@ -364,8 +370,7 @@ void bind_net(py::module_& m, const char* cls) {
         StepLoss r;
         {
           py::gil_scoped_release nogil;
-          r = w.net->capture(static_cast<const T*>(x.data()), dense ? nullptr : static_cast<const std::int64_t*>(y.data()),
-                             dense ? static_cast<const T*>(y.data()) : nullptr, n, train, pa.data(), pg.data());
+          r = w.net->capture(static_cast<const T*>(x.data()), t.yc, t.yr, n, train, pa.data(), pg.data());
         }
         return py::make_tuple(r.loss, acts, grads);
       }, "x"_a, "y"_a, "train"_a = true,
