@@ -18,6 +18,17 @@ def _one_thread():
     fastnn.set_num_threads(1)
 
 
+SIMD_LEVELS = fastnn.supported_simd()
+
+
+@pytest.fixture(params=SIMD_LEVELS)
+def simd(request):
+    """Run the test once under every SIMD clone this CPU can execute (the ISA override)."""
+    previous = fastnn.set_simd(request.param)
+    yield request.param
+    fastnn.set_simd(previous)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -1,6 +1,7 @@
 """Generic kernel tests, driven by the registry (registry.py): every kernel in float32 and
 float64 against its NumPy reference and its scalar C++ reference, float64 finite-difference
-gradients, bitwise equality across thread counts, guard values around outputs, and bad input."""
+gradients, bitwise equality across thread counts, guard values around outputs, and bad input —
+each under every SIMD clone this CPU runs (the `simd` fixture: avx512 / avx2 / baseline)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from fastnn import _core
 from registry import OPS, Op, _f64
 
 DTYPES = [np.float32, np.float64]
+
+pytestmark = pytest.mark.usefixtures("simd")
 
 
 def assert_close(got, want, rtol, what="", scale_floor=1e-30):

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@
 #include "fastnn/dense.h"
 #include "fastnn/dropout.h"
 #include "fastnn/gemm.h"
+#include "fastnn/isa.h"
 #include "fastnn/loss.h"
 #include "fastnn/optim.h"
 #include "fastnn/threads.h"
@@ -61,14 +63,24 @@ int main(int argc, char** argv) {
   int threads = fastnn::get_num_threads();
   double min_time = 0.5;
   bool json = false;
+  const char* simd = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--min-time") && i + 1 < argc) min_time = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--simd") && i + 1 < argc) simd = argv[++i];
     else if (!std::strcmp(argv[i], "--json")) json = true;
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--min-time SECONDS] [--json]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--min-time SECONDS] [--simd avx512|avx2|baseline|auto] [--json]\n"
+                   "  (--simd, else FASTNN_SIMD, else the best clone this CPU runs)\n", argv[0]);
       return 2;
     }
+  }
+  try {
+    fastnn::check_simd();
+    if (simd) fastnn::set_simd(simd);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "fastnn_bench: %s\n", e.what());
+    return 2;
   }
   fastnn::set_num_threads(threads);
   std::mt19937 rng(1);

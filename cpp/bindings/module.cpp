@@ -3,6 +3,7 @@
 
 #include "fastnn/common.h"
 #include "fastnn/gemm.h"
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 
 namespace py = pybind11;
@@ -33,7 +34,28 @@ PYBIND11_MODULE(_core, m) {
         "(set with FASTNN_GEMM_THREADING before import).");
   m.def("gemm_tiles", &fastnn::gemm_tiles, py::arg("M"), py::arg("N"), py::arg("K"),
         "Slabs a GEMM of this shape is cut into under the 'tiles' policy.");
-  m.def("simd_level", &fastnn::simd_level, "ISA the dispatched kernels use on this CPU.");
+  // A FASTNN_SIMD naming a level this CPU cannot run fails the import with the reason (an
+  // ImportError carrying check_simd()'s message) instead of a SIGILL in the first kernel.
+  try {
+    fastnn::check_simd();
+  } catch (const std::invalid_argument& e) {
+    throw py::import_error(std::string("fastnn: ") + e.what());
+  }
+  m.def("simd_level", &fastnn::simd_level, "The SIMD clone the kernels run: 'avx512', 'avx2', 'baseline' (x86-64) or 'neon'.");
+  m.def("simd_supported", &fastnn::simd_supported, "Comma-separated SIMD clones this CPU runs, best first.");
+  m.def(
+      "set_simd",
+      [](const std::string& name) {
+        try {
+          fastnn::set_simd(name.c_str());
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(std::string("set_simd: ") + e.what());
+        }
+      },
+      py::arg("name"), "Run the kernels with this SIMD clone from now on ('auto' = the best).");
+  m.def(
+      "simd_probe", [] { return std::string(fastnn::isa_name(fastnn::simd_probe())); },
+      "The clone a dispatched call actually executes (a leaf compiled in every clone reports its own).");
   m.def("measure_clock_ghz", &fastnn::measure_clock_ghz,
         "Core clock in GHz from a dependent-add loop (for peak-FLOP/s estimates).");
 #if defined(FASTNN_OPENMP)

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 #include "fastnn/vecmath.h"
 
@@ -127,42 +128,41 @@ FASTNN_INLINE void sigmoid_bwd_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTR
 
 // The per-ISA leaves, for float and double.
 #define FASTNN_ACTIVATION_LEAVES(T)                                                              \
-  FASTNN_CLONES void relu_fwd_leaf(T* y, const T* x, index_t n) { relu_fwd_body(y, x, n); }   \
-  FASTNN_CLONES void relu_bwd_leaf(T* dx, const T* dy, const T* x, index_t n, bool acc) {     \
+  FASTNN_LEAF void relu_fwd_leaf(T* y, const T* x, index_t n) { relu_fwd_body(y, x, n); }     \
+  FASTNN_LEAF void relu_bwd_leaf(T* dx, const T* dy, const T* x, index_t n, bool acc) {       \
     relu_bwd_body(dx, dy, x, n, acc);                                                          \
   }                                                                                            \
-  FASTNN_CLONES void leaky_fwd_leaf(T* y, const T* x, T s, index_t n) {                       \
+  FASTNN_LEAF void leaky_fwd_leaf(T* y, const T* x, T s, index_t n) {                         \
     leaky_fwd_body(y, x, s, n);                                                                \
   }                                                                                            \
-  FASTNN_CLONES void leaky_bwd_leaf(T* dx, const T* dy, const T* x, T s, index_t n, bool acc) { \
+  FASTNN_LEAF void leaky_bwd_leaf(T* dx, const T* dy, const T* x, T s, index_t n, bool acc) {   \
     leaky_bwd_body(dx, dy, x, s, n, acc);                                                      \
   }                                                                                            \
-  FASTNN_CLONES void prelu_fwd_leaf(T* y, const T* x, const T* a, index_t rows, index_t D,    \
+  FASTNN_LEAF void prelu_fwd_leaf(T* y, const T* x, const T* a, index_t rows, index_t D,      \
                                     index_t as) {                                              \
     for (index_t r = 0; r < rows; ++r) prelu_fwd_body(y + r * D, x + r * D, a, D, as);         \
   }                                                                                            \
-  FASTNN_CLONES void prelu_bwd_leaf(T* dx, const T* dy, const T* x, const T* a, index_t rows,  \
+  FASTNN_LEAF void prelu_bwd_leaf(T* dx, const T* dy, const T* x, const T* a, index_t rows,    \
                                     index_t D, index_t as, bool acc) {                         \
     for (index_t r = 0; r < rows; ++r)                                                         \
       prelu_bwd_body(dx + r * D, dy + r * D, x + r * D, a, D, as, acc);                        \
   }                                                                                            \
-  FASTNN_CLONES void elu_fwd_leaf(T* y, const T* x, T alpha, index_t n) {                     \
+  FASTNN_LEAF void elu_fwd_leaf(T* y, const T* x, T alpha, index_t n) {                       \
     elu_fwd_body(y, x, alpha, n);                                                              \
   }                                                                                            \
-  FASTNN_CLONES void elu_bwd_leaf(T* dx, const T* dy, const T* y, T alpha, index_t n, bool acc) { \
+  FASTNN_LEAF void elu_bwd_leaf(T* dx, const T* dy, const T* y, T alpha, index_t n, bool acc) {   \
     elu_bwd_body(dx, dy, y, alpha, n, acc);                                                    \
   }                                                                                            \
-  FASTNN_CLONES void tanh_fwd_leaf(T* y, const T* x, index_t n) { tanh_fwd_body(y, x, n); }   \
-  FASTNN_CLONES void tanh_bwd_leaf(T* dx, const T* dy, const T* y, index_t n, bool acc) {     \
+  FASTNN_LEAF void tanh_fwd_leaf(T* y, const T* x, index_t n) { tanh_fwd_body(y, x, n); }     \
+  FASTNN_LEAF void tanh_bwd_leaf(T* dx, const T* dy, const T* y, index_t n, bool acc) {       \
     tanh_bwd_body(dx, dy, y, n, acc);                                                          \
   }                                                                                            \
-  FASTNN_CLONES void sigmoid_fwd_leaf(T* y, const T* x, index_t n) { sigmoid_fwd_body(y, x, n); } \
-  FASTNN_CLONES void sigmoid_bwd_leaf(T* dx, const T* dy, const T* y, index_t n, bool acc) {  \
+  FASTNN_LEAF void sigmoid_fwd_leaf(T* y, const T* x, index_t n) { sigmoid_fwd_body(y, x, n); }   \
+  FASTNN_LEAF void sigmoid_bwd_leaf(T* dx, const T* dy, const T* y, index_t n, bool acc) {    \
     sigmoid_bwd_body(dx, dy, y, n, acc);                                                       \
   }
 
-FASTNN_ACTIVATION_LEAVES(float)
-FASTNN_ACTIVATION_LEAVES(double)
+FASTNN_ISA_PASSES(FASTNN_ACTIVATION_LEAVES(float) FASTNN_ACTIVATION_LEAVES(double))
 #undef FASTNN_ACTIVATION_LEAVES
 
 // Rows per chunk so that a chunk holds about `elems` elements.
@@ -172,22 +172,22 @@ inline index_t rows_for(index_t elems, index_t D) { return std::max<index_t>(1, 
 
 template <class T>
 void relu_forward(T* out, const T* x, index_t n) {
-  parallel_for(n, kCheap, [&](index_t lo, index_t hi) { relu_fwd_leaf(out + lo, x + lo, hi - lo); });
+  parallel_for(n, kCheap, [&](index_t lo, index_t hi) { FASTNN_SIMD_CALL(relu_fwd_leaf, out + lo, x + lo, hi - lo); });
 }
 template <class T>
 void relu_backward(T* dx, const T* dout, const T* x, index_t n, bool acc) {
   parallel_for(n, kCheap, [&](index_t lo, index_t hi) {
-    relu_bwd_leaf(dx + lo, dout + lo, x + lo, hi - lo, acc);
+    FASTNN_SIMD_CALL(relu_bwd_leaf, dx + lo, dout + lo, x + lo, hi - lo, acc);
   });
 }
 template <class T>
 void leaky_relu_forward(T* out, const T* x, T slope, index_t n) {
-  parallel_for(n, kCheap, [&](index_t lo, index_t hi) { leaky_fwd_leaf(out + lo, x + lo, slope, hi - lo); });
+  parallel_for(n, kCheap, [&](index_t lo, index_t hi) { FASTNN_SIMD_CALL(leaky_fwd_leaf, out + lo, x + lo, slope, hi - lo); });
 }
 template <class T>
 void leaky_relu_backward(T* dx, const T* dout, const T* x, T slope, index_t n, bool acc) {
   parallel_for(n, kCheap, [&](index_t lo, index_t hi) {
-    leaky_bwd_leaf(dx + lo, dout + lo, x + lo, slope, hi - lo, acc);
+    FASTNN_SIMD_CALL(leaky_bwd_leaf, dx + lo, dout + lo, x + lo, slope, hi - lo, acc);
   });
 }
 
@@ -195,7 +195,7 @@ template <class T>
 void prelu_forward(T* out, const T* x, const T* a, index_t N, index_t D, index_t n_a) {
   const index_t as = n_a == 1 ? 0 : 1;
   parallel_for(N, rows_for(kCheap, D), [&](index_t r0, index_t r1) {
-    prelu_fwd_leaf(out + r0 * D, x + r0 * D, a, r1 - r0, D, as);
+    FASTNN_SIMD_CALL(prelu_fwd_leaf, out + r0 * D, x + r0 * D, a, r1 - r0, D, as);
   }, 1);
 }
 
@@ -205,7 +205,7 @@ void prelu_backward(T* dx, T* da, const T* dout, const T* x, const T* a, index_t
   const index_t as = n_a == 1 ? 0 : 1;
   if (dx)
     parallel_for(N, rows_for(kCheap, D), [&](index_t r0, index_t r1) {
-      prelu_bwd_leaf(dx + r0 * D, dout + r0 * D, x + r0 * D, a, r1 - r0, D, as, acc);
+      FASTNN_SIMD_CALL(prelu_bwd_leaf, dx + r0 * D, dout + r0 * D, x + r0 * D, a, r1 - r0, D, as, acc);
     }, 1);
   if (!da) return;
   if (n_a == 1) {
@@ -231,32 +231,32 @@ void prelu_backward(T* dx, T* da, const T* dout, const T* x, const T* a, index_t
 
 template <class T>
 void elu_forward(T* out, const T* x, T alpha, index_t n) {
-  parallel_for(n, kTransc, [&](index_t lo, index_t hi) { elu_fwd_leaf(out + lo, x + lo, alpha, hi - lo); });
+  parallel_for(n, kTransc, [&](index_t lo, index_t hi) { FASTNN_SIMD_CALL(elu_fwd_leaf, out + lo, x + lo, alpha, hi - lo); });
 }
 template <class T>
 void elu_backward(T* dx, const T* dout, const T* out, T alpha, index_t n, bool acc) {
   parallel_for(n, kCheap, [&](index_t lo, index_t hi) {
-    elu_bwd_leaf(dx + lo, dout + lo, out + lo, alpha, hi - lo, acc);
+    FASTNN_SIMD_CALL(elu_bwd_leaf, dx + lo, dout + lo, out + lo, alpha, hi - lo, acc);
   });
 }
 template <class T>
 void tanh_forward(T* out, const T* x, index_t n) {
-  parallel_for(n, kTransc, [&](index_t lo, index_t hi) { tanh_fwd_leaf(out + lo, x + lo, hi - lo); });
+  parallel_for(n, kTransc, [&](index_t lo, index_t hi) { FASTNN_SIMD_CALL(tanh_fwd_leaf, out + lo, x + lo, hi - lo); });
 }
 template <class T>
 void tanh_backward(T* dx, const T* dout, const T* out, index_t n, bool acc) {
   parallel_for(n, kCheap, [&](index_t lo, index_t hi) {
-    tanh_bwd_leaf(dx + lo, dout + lo, out + lo, hi - lo, acc);
+    FASTNN_SIMD_CALL(tanh_bwd_leaf, dx + lo, dout + lo, out + lo, hi - lo, acc);
   });
 }
 template <class T>
 void sigmoid_forward(T* out, const T* x, index_t n) {
-  parallel_for(n, kTransc, [&](index_t lo, index_t hi) { sigmoid_fwd_leaf(out + lo, x + lo, hi - lo); });
+  parallel_for(n, kTransc, [&](index_t lo, index_t hi) { FASTNN_SIMD_CALL(sigmoid_fwd_leaf, out + lo, x + lo, hi - lo); });
 }
 template <class T>
 void sigmoid_backward(T* dx, const T* dout, const T* out, index_t n, bool acc) {
   parallel_for(n, kCheap, [&](index_t lo, index_t hi) {
-    sigmoid_bwd_leaf(dx + lo, dout + lo, out + lo, hi - lo, acc);
+    FASTNN_SIMD_CALL(sigmoid_bwd_leaf, dx + lo, dout + lo, out + lo, hi - lo, acc);
   });
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 
 namespace fastnn {
@@ -122,26 +123,25 @@ FASTNN_INLINE void bwd_dx_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTRICT d
 }
 
 #define FASTNN_BN_LEAVES(T)                                                                     \
-  FASTNN_CLONES void col_moments_leaf(double* s1, double* s2, const T* x, index_t N, index_t D, \
+  FASTNN_LEAF void col_moments_leaf(double* s1, double* s2, const T* x, index_t N, index_t D,   \
                                       index_t j0, index_t w) {                                  \
     col_moments_body(s1, s2, x, N, D, j0, w);                                                   \
   }                                                                                             \
-  FASTNN_CLONES void affine_cols_leaf(T* out, const T* x, const T* center, const T* scale,     \
+  FASTNN_LEAF void affine_cols_leaf(T* out, const T* x, const T* center, const T* scale,       \
                                       const T* shift, index_t N, index_t D, index_t j0,         \
                                       index_t w) {                                              \
     affine_cols_body(out, x, center, scale, shift, N, D, j0, w);                                \
   }                                                                                             \
-  FASTNN_CLONES void bwd_sums_leaf(double* s1, double* s2, const T* dy, const T* x,             \
+  FASTNN_LEAF void bwd_sums_leaf(double* s1, double* s2, const T* dy, const T* x,               \
                                    const T* mean, index_t N, index_t D, index_t j0, index_t w) { \
     bwd_sums_body(s1, s2, dy, x, mean, N, D, j0, w);                                            \
   }                                                                                             \
-  FASTNN_CLONES void bwd_dx_leaf(T* dx, const T* dy, const T* x, const T* m, const T* a,        \
+  FASTNN_LEAF void bwd_dx_leaf(T* dx, const T* dy, const T* x, const T* m, const T* a,          \
                                  const T* b, const T* c, index_t N, index_t D, index_t j0,      \
                                  index_t w, bool acc) {                                         \
     bwd_dx_body(dx, dy, x, m, a, b, c, N, D, j0, w, acc);                                       \
   }
-FASTNN_BN_LEAVES(float)
-FASTNN_BN_LEAVES(double)
+FASTNN_ISA_PASSES(FASTNN_BN_LEAVES(float) FASTNN_BN_LEAVES(double))
 #undef FASTNN_BN_LEAVES
 
 }  // namespace
@@ -153,7 +153,7 @@ void batchnorm_forward_train(T* out, T* mean, T* invstd, T* running_mean, T* run
   parallel_columns(N, D, [&](index_t j0, index_t j1) {
     const index_t w = j1 - j0;
     double s1[kW], s2[kW], m[kW];
-    col_moments_leaf(s1, s2, x, N, D, j0, w);
+    FASTNN_SIMD_CALL(col_moments_leaf, s1, s2, x, N, D, j0, w);
     T center[kW], scale[kW], shift[kW];
     for (index_t j = 0; j < w; ++j) {
       m[j] = double(x[j0 + j]) + s1[j] / double(N);
@@ -173,7 +173,7 @@ void batchnorm_forward_train(T* out, T* mean, T* invstd, T* running_mean, T* run
         running_var[j0 + j] = T(double(momentum) * running_var[j0 + j] + (1.0 - double(momentum)) * rv);
       }
     }
-    affine_cols_leaf(out, x, center, scale, shift, N, D, j0, w);
+    FASTNN_SIMD_CALL(affine_cols_leaf, out, x, center, scale, shift, N, D, j0, w);
   });
 }
 
@@ -190,7 +190,7 @@ void batchnorm_forward_eval(T* out, const T* x, const T* gamma, const T* beta,
       scale[j] = T(g * is);
       shift[j] = beta ? beta[j0 + j] : T(0);
     }
-    affine_cols_leaf(out, x, running_mean + j0, scale, shift, N, D, j0, w);
+    FASTNN_SIMD_CALL(affine_cols_leaf, out, x, running_mean + j0, scale, shift, N, D, j0, w);
   });
 }
 
@@ -200,7 +200,7 @@ void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, c
   parallel_columns(N, D, [&](index_t j0, index_t j1) {
     const index_t w = j1 - j0;
     double s1[kW] = {0}, s2[kW] = {0};
-    bwd_sums_leaf(s1, s2, dout, x, mean + j0, N, D, j0, w);
+    FASTNN_SIMD_CALL(bwd_sums_leaf, s1, s2, dout, x, mean + j0, N, D, j0, w);
     T a[kW], b[kW], c[kW];
     for (index_t j = 0; j < w; ++j) {
       const double is = double(invstd[j0 + j]);
@@ -213,7 +213,7 @@ void batchnorm_backward(T* dx, T* dgamma, T* dbeta, const T* dout, const T* x, c
       b[j] = T(-k * is * dg / double(N));
       c[j] = T(-k * db / double(N));
     }
-    if (dx) bwd_dx_leaf(dx, dout, x, mean + j0, a, b, c, N, D, j0, w, acc);
+    if (dx) FASTNN_SIMD_CALL(bwd_dx_leaf, dx, dout, x, mean + j0, a, b, c, N, D, j0, w, acc);
   });
 }
 
@@ -223,7 +223,7 @@ void batchnorm_backward_eval(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
   parallel_columns(N, D, [&](index_t j0, index_t j1) {
     const index_t w = j1 - j0;
     double s1[kW] = {0}, s2[kW] = {0};
-    bwd_sums_leaf(s1, s2, dout, x, rm + j0, N, D, j0, w);  // sum dout, sum dout * (x - rm)
+    FASTNN_SIMD_CALL(bwd_sums_leaf, s1, s2, dout, x, rm + j0, N, D, j0, w);  // sum dout, sum dout * (x - rm)
     T a[kW], zero[kW];
     for (index_t j = 0; j < w; ++j) {
       const double is = 1.0 / std::sqrt(double(rv[j0 + j]) + double(eps));
@@ -232,7 +232,7 @@ void batchnorm_backward_eval(T* dx, T* dgamma, T* dbeta, const T* dout, const T*
       a[j] = T((gamma ? double(gamma[j0 + j]) : 1.0) * is);
       zero[j] = T(0);
     }
-    if (dx) bwd_dx_leaf(dx, dout, x, rm + j0, a, zero, zero, N, D, j0, w, acc);
+    if (dx) FASTNN_SIMD_CALL(bwd_dx_leaf, dx, dout, x, rm + j0, a, zero, zero, N, D, j0, w, acc);
   });
 }
 

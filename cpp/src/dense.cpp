@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "fastnn/gemm.h"
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 
 namespace fastnn {
@@ -18,19 +19,20 @@ FASTNN_INLINE void add_rows_body(double* FASTNN_RESTRICT s, const T* FASTNN_REST
     for (index_t j = j0; j < j1; ++j) s[j - j0] += double(ar[j]);
   }
 }
-FASTNN_CLONES void add_rows_leaf(double* s, const float* a, index_t rows, index_t cols, index_t j0, index_t j1) {
-  add_rows_body(s, a, rows, cols, j0, j1);
-}
-FASTNN_CLONES void add_rows_leaf(double* s, const double* a, index_t rows, index_t cols, index_t j0, index_t j1) {
-  add_rows_body(s, a, rows, cols, j0, j1);
-}
+FASTNN_ISA_PASSES(
+    FASTNN_LEAF void add_rows_leaf(double* s, const float* a, index_t rows, index_t cols, index_t j0, index_t j1) {
+      add_rows_body(s, a, rows, cols, j0, j1);
+    }
+    FASTNN_LEAF void add_rows_leaf(double* s, const double* a, index_t rows, index_t cols, index_t j0, index_t j1) {
+      add_rows_body(s, a, rows, cols, j0, j1);
+    })
 }  // namespace
 
 template <class T>
 void column_sum(T* out, const T* a, index_t rows, index_t cols, bool accumulate) {
   parallel_columns(rows, cols, [&](index_t j0, index_t j1) {
     double s[256] = {0};
-    add_rows_leaf(s, a, rows, cols, j0, j1);
+    FASTNN_SIMD_CALL(add_rows_leaf, s, a, rows, cols, j0, j1);
     for (index_t j = j0; j < j1; ++j) out[j] = accumulate ? T(out[j] + s[j - j0]) : T(s[j - j0]);
   });
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "fastnn/rng.h"
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 
 namespace fastnn {
@@ -57,7 +58,7 @@ FASTNN_INLINE void dropout_fwd_body(T* FASTNN_RESTRICT y, std::uint8_t* FASTNN_R
   }
 }
 
-FASTNN_CLONES void mask_leaf(std::uint8_t* mask, index_t first, index_t n, std::uint64_t thr,
+FASTNN_INLINE void mask_body(std::uint8_t* mask, index_t first, index_t n, std::uint64_t thr,
                              std::uint64_t seed, std::uint64_t stream) {
   const index_t last = first + n;
   for (index_t g = first / 64; g * 64 < last; ++g) {
@@ -82,17 +83,19 @@ FASTNN_INLINE void dropout_bwd_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTR
 }
 
 #define FASTNN_DROPOUT_LEAVES(T)                                                               \
-  FASTNN_CLONES void dropout_fwd_leaf(T* y, std::uint8_t* mask, const T* x, index_t first,     \
+  FASTNN_LEAF void dropout_fwd_leaf(T* y, std::uint8_t* mask, const T* x, index_t first,       \
                                       index_t n, std::uint64_t thr, T scale, std::uint64_t seed, \
                                       std::uint64_t stream) {                                  \
     dropout_fwd_body(y, mask, x, first, n, thr, scale, seed, stream);                          \
   }                                                                                            \
-  FASTNN_CLONES void dropout_bwd_leaf(T* dx, const T* dy, const std::uint8_t* mask, index_t n, \
+  FASTNN_LEAF void dropout_bwd_leaf(T* dx, const T* dy, const std::uint8_t* mask, index_t n,   \
                                       T scale, bool acc) {                                     \
     dropout_bwd_body(dx, dy, mask, n, scale, acc);                                             \
   }
-FASTNN_DROPOUT_LEAVES(float)
-FASTNN_DROPOUT_LEAVES(double)
+FASTNN_ISA_PASSES(
+    FASTNN_LEAF void mask_leaf(std::uint8_t* mask, index_t first, index_t n, std::uint64_t thr, std::uint64_t seed,
+                   std::uint64_t stream) { mask_body(mask, first, n, thr, seed, stream); }
+    FASTNN_DROPOUT_LEAVES(float) FASTNN_DROPOUT_LEAVES(double))
 #undef FASTNN_DROPOUT_LEAVES
 
 }  // namespace
@@ -118,7 +121,7 @@ void philox_uint32(std::uint32_t* out, std::uint64_t seed, std::uint64_t stream,
 void dropout_mask(std::uint8_t* mask, index_t n, double p, std::uint64_t seed, std::uint64_t stream) {
   const std::uint64_t thr = dropout_threshold(p);
   parallel_for(n, kGrain, [&](index_t lo, index_t hi) {
-    mask_leaf(mask + lo, lo, hi - lo, thr, seed, stream);
+    FASTNN_SIMD_CALL(mask_leaf, mask + lo, lo, hi - lo, thr, seed, stream);
   }, 64);
 }
 
@@ -129,7 +132,7 @@ void dropout_forward(T* out, std::uint8_t* mask, const T* x, index_t n, double p
   const T scale = T(1.0 / p);
   // chunks start on 64-element groups, so no group's bits are computed twice
   parallel_for(n, kGrain, [&](index_t lo, index_t hi) {
-    dropout_fwd_leaf(out + lo, mask ? mask + lo : nullptr, x + lo, lo, hi - lo, thr, scale, seed, stream);
+    FASTNN_SIMD_CALL(dropout_fwd_leaf, out + lo, mask ? mask + lo : nullptr, x + lo, lo, hi - lo, thr, scale, seed, stream);
   }, 64);
 }
 
@@ -137,7 +140,7 @@ template <class T>
 void dropout_backward(T* dx, const T* dout, const std::uint8_t* mask, index_t n, double p, bool acc) {
   const T scale = T(1.0 / p);
   parallel_for(n, kGrain, [&](index_t lo, index_t hi) {
-    dropout_bwd_leaf(dx + lo, dout + lo, mask + lo, hi - lo, scale, acc);
+    FASTNN_SIMD_CALL(dropout_bwd_leaf, dx + lo, dout + lo, mask + lo, hi - lo, scale, acc);
   });
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 #include "fastnn/vecmath.h"
 
@@ -178,16 +179,24 @@ FASTNN_INLINE double svm_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, s
   const T sy = s[y];
   double loss = 0.0;
   index_t count = 0;
-  for (index_t j = 0; j < C; ++j) {
-    if (j == y) continue;
-    const T m = s[j] - sy + margin;
-    if (m > T(0)) {
-      loss += double(m);
-      ++count;
-    }
-    if (d) {
-      const T g = m > T(0) ? g_scale : T(0);
+  // branch-free (the margin test and j == y as selects), so every clone vectorises the row
+  if (d) {
+#pragma omp simd reduction(+ : loss, count)
+    for (index_t j = 0; j < C; ++j) {
+      const T m = s[j] - sy + margin;
+      const bool pos = m > T(0) && j != y;
+      loss += pos ? double(m) : 0.0;
+      count += pos;
+      const T g = pos ? g_scale : T(0);
       d[j] = acc ? d[j] + g : g;
+    }
+  } else {
+#pragma omp simd reduction(+ : loss, count)
+    for (index_t j = 0; j < C; ++j) {
+      const T m = s[j] - sy + margin;
+      const bool pos = m > T(0) && j != y;
+      loss += pos ? double(m) : 0.0;
+      count += pos;
     }
   }
   if (d) {
@@ -198,7 +207,7 @@ FASTNN_INLINE double svm_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, s
 }
 
 #define FASTNN_LOSS_LEAVES(T)                                                                   \
-  FASTNN_CLONES double xent_rows_leaf(T* d, const T* s, const std::int64_t* y, index_t r0,      \
+  FASTNN_LEAF double xent_rows_leaf(T* d, const T* s, const std::int64_t* y, index_t r0,        \
                                       index_t r1, index_t N, index_t C, double eps, T g_scale,   \
                                       bool acc) {                                                \
     const index_t Cp = (C + 15) / 16 * 16, end = N * C - Cp; /* last row start read padded */   \
@@ -210,22 +219,21 @@ FASTNN_INLINE double svm_row(T* FASTNN_RESTRICT d, const T* FASTNN_RESTRICT s, s
                         C <= kSmallC && r * C <= end ? pad : nullptr);                          \
     return total;                                                                               \
   }                                                                                             \
-  FASTNN_CLONES double xent_soft_rows_leaf(T* d, const T* s, const T* t, index_t r0, index_t r1,  \
+  FASTNN_LEAF double xent_soft_rows_leaf(T* d, const T* s, const T* t, index_t r0, index_t r1,    \
                                            index_t C, double eps, T g_scale, bool acc) {         \
     double total = 0.0;                                                                         \
     for (index_t r = r0; r < r1; ++r)                                                           \
       total += xent_soft_row(d ? d + r * C : nullptr, s + r * C, t + r * C, C, eps, g_scale, acc); \
     return total;                                                                               \
   }                                                                                             \
-  FASTNN_CLONES double svm_rows_leaf(T* d, const T* s, const std::int64_t* y, index_t r0,       \
+  FASTNN_LEAF double svm_rows_leaf(T* d, const T* s, const std::int64_t* y, index_t r0,         \
                                      index_t r1, index_t C, T margin, T g_scale, bool acc) {    \
     double total = 0.0;                                                                         \
     for (index_t r = r0; r < r1; ++r)                                                           \
       total += svm_row(d ? d + r * C : nullptr, s + r * C, y[r], C, margin, g_scale, acc);      \
     return total;                                                                               \
   }
-FASTNN_LOSS_LEAVES(float)
-FASTNN_LOSS_LEAVES(double)
+FASTNN_ISA_PASSES(FASTNN_LOSS_LEAVES(float) FASTNN_LOSS_LEAVES(double))
 #undef FASTNN_LOSS_LEAVES
 
 }  // namespace
@@ -237,7 +245,7 @@ index_t softmax_cross_entropy(double* loss, T* dscores, const T* scores, const s
   if (bad >= 0) return bad;
   const T g_scale = T(1.0 / double(N));
   const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
-    return xent_rows_leaf(dscores, scores, y, r0, r1, N, C, eps, g_scale, acc);
+    return FASTNN_SIMD_CALL(xent_rows_leaf, dscores, scores, y, r0, r1, N, C, eps, g_scale, acc);
   });
   *loss = total / double(N);
   return -1;
@@ -248,7 +256,7 @@ void softmax_cross_entropy_soft(double* loss, T* dscores, const T* scores, const
                                 index_t C, double eps, bool acc) {
   const T g_scale = T(1.0 / double(N));
   const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
-    return xent_soft_rows_leaf(dscores, scores, target, r0, r1, C, eps, g_scale, acc);
+    return FASTNN_SIMD_CALL(xent_soft_rows_leaf, dscores, scores, target, r0, r1, C, eps, g_scale, acc);
   });
   *loss = total / double(N);
 }
@@ -260,7 +268,7 @@ index_t svm_loss(double* loss, T* dscores, const T* scores, const std::int64_t* 
   if (bad >= 0) return bad;
   const T g_scale = T(1.0 / double(N));
   const double total = parallel_sum(N, row_grain(C), [&](index_t r0, index_t r1) {
-    return svm_rows_leaf(dscores, scores, y, r0, r1, C, T(margin), g_scale, acc);
+    return FASTNN_SIMD_CALL(svm_rows_leaf, dscores, scores, y, r0, r1, C, T(margin), g_scale, acc);
   });
   *loss = total / double(N);
   return -1;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "fastnn/gemm.h"
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 
 namespace fastnn {
@@ -274,34 +275,31 @@ FASTNN_INLINE std::uint64_t hash_row(const T* FASTNN_RESTRICT x, index_t D) {
 }
 
 #define FASTNN_PRE_LEAVES(T)                                                                      \
-  FASTNN_CLONES void stats_chunk_leaf(double* acc, const T* x, const T* k0, index_t rows,        \
+  FASTNN_LEAF void stats_chunk_leaf(double* acc, const T* x, const T* k0, index_t rows,          \
                                       index_t D) {                                                \
     stats_chunk_body(acc, x, k0, rows, D);                                                        \
   }                                                                                               \
-  FASTNN_CLONES void nchw_chunk_leaf(double* acc, const T* x, const T* k0, index_t n, index_t C,  \
+  FASTNN_LEAF void nchw_chunk_leaf(double* acc, const T* x, const T* k0, index_t n, index_t C,    \
                                      index_t S) {                                                 \
     nchw_chunk_body(acc, x, k0, n, C, S);                                                         \
   }                                                                                               \
-  FASTNN_CLONES void hash_rows_leaf(std::uint64_t* out, const T* x, index_t rows, index_t D) {    \
+  FASTNN_LEAF void hash_rows_leaf(std::uint64_t* out, const T* x, index_t rows, index_t D) {      \
     for (index_t r = 0; r < rows; ++r) out[r] = hash_row(x + r * D, D);                           \
   }
-FASTNN_PRE_LEAVES(float)
-FASTNN_PRE_LEAVES(double)
+FASTNN_ISA_PASSES(FASTNN_PRE_LEAVES(float) FASTNN_PRE_LEAVES(double))
 #undef FASTNN_PRE_LEAVES
 
 #define FASTNN_APPLY_LEAVES(Tin, Tout)                                                            \
-  FASTNN_CLONES void shift_scale_leaf(Tout* out, const Tin* x, const double* sh, const double* sc, \
+  FASTNN_LEAF void shift_scale_leaf(Tout* out, const Tin* x, const double* sh, const double* sc,   \
                                       index_t rows, index_t D, bool inverse) {                    \
     shift_scale_body(out, x, sh, sc, rows, D, inverse);                                           \
   }                                                                                               \
-  FASTNN_CLONES void centre_leaf(Tout* out, const Tin* x, const double* mean, index_t rows,       \
+  FASTNN_LEAF void centre_leaf(Tout* out, const Tin* x, const double* mean, index_t rows,         \
                                  index_t D) {                                                     \
     centre_body(out, x, mean, rows, D);                                                           \
   }
-FASTNN_APPLY_LEAVES(float, float)
-FASTNN_APPLY_LEAVES(float, double)
-FASTNN_APPLY_LEAVES(double, float)
-FASTNN_APPLY_LEAVES(double, double)
+FASTNN_ISA_PASSES(FASTNN_APPLY_LEAVES(float, float) FASTNN_APPLY_LEAVES(float, double)
+                  FASTNN_APPLY_LEAVES(double, float) FASTNN_APPLY_LEAVES(double, double))
 #undef FASTNN_APPLY_LEAVES
 
 // Merge K chunk accumulators (layout [mean | m2 | min | max ...], width D, chunk c at work + c stride
@@ -352,7 +350,7 @@ void column_stats(double* mean, double* m2, double* mn, double* mx, double* work
   auto lo = [&](index_t c) { return N * c / K; };
   parallel_for(K, 1, [&](index_t c0, index_t c1) {
     for (index_t c = c0; c < c1; ++c)
-      stats_chunk_leaf(work + c * kAcc * D, x + lo(c) * D, x, lo(c + 1) - lo(c), D);
+      FASTNN_SIMD_CALL(stats_chunk_leaf, work + c * kAcc * D, x + lo(c) * D, x, lo(c + 1) - lo(c), D);
   }, 1);
   merge_chunks(mean, m2, mn, mx, work, K, D, kAcc * D, [&](index_t c) { return lo(c + 1) - lo(c); },
                [&](index_t j) { return double(x[j]); });
@@ -398,7 +396,7 @@ void channel_stats(double* mean, double* m2, double* mn, double* mx, double* wor
   auto lo = [&](index_t c) { return N * c / K; };
   parallel_for(K, 1, [&](index_t c0, index_t c1) {
     for (index_t c = c0; c < c1; ++c)
-      nchw_chunk_leaf(work + c * 4 * C, x + lo(c) * C * S, x, lo(c + 1) - lo(c), C, S);
+      FASTNN_SIMD_CALL(nchw_chunk_leaf, work + c * 4 * C, x + lo(c) * C * S, x, lo(c + 1) - lo(c), C, S);
   }, 1);
   merge_chunks(mean, m2, mn, mx, work, K, C, 4 * C, [&](index_t c) { return (lo(c + 1) - lo(c)) * S; },
                [&](index_t c) { return double(x[c * S]); });
@@ -426,7 +424,7 @@ void scatter_matrix(double* G, double* work, const T* x, const double* mean, ind
   for (index_t r0 = 0; r0 < N; r0 += B) {
     const index_t rows = std::min(B, N - r0);
     parallel_for(rows, std::max<index_t>(1, 16384 / D), [&](index_t a, index_t b) {
-      centre_leaf(work + a * D, x + (r0 + a) * D, mean, b - a, D);
+      FASTNN_SIMD_CALL(centre_leaf, work + a * D, x + (r0 + a) * D, mean, b - a, D);
     }, 1);
     const double beta = r0 == 0 ? 0.0 : 1.0;
     for (index_t b = 0; b < nb; ++b) {  // G[0:j1, j0:j1] += A[:, 0:j1]^T A[:, j0:j1]
@@ -447,7 +445,7 @@ void shift_scale(Tout* out, const Tin* x, const double* shift, const double* sca
                  bool inverse) {
   if (N <= 0 || D <= 0) return;
   parallel_for(N, std::max<index_t>(1, 32768 / D), [&](index_t a, index_t b) {
-    shift_scale_leaf(out + a * D, x + a * D, shift, scale, b - a, D, inverse);
+    FASTNN_SIMD_CALL(shift_scale_leaf, out + a * D, x + a * D, shift, scale, b - a, D, inverse);
   }, 1);
 }
 
@@ -471,7 +469,7 @@ void project(Tout* out, Tout* work, const Tin* x, const double* mean, const Tout
   for (index_t r0 = 0; r0 < N; r0 += B) {
     const index_t rows = std::min(B, N - r0);
     parallel_for(rows, std::max<index_t>(1, 16384 / D), [&](index_t a, index_t b) {
-      centre_leaf(work + a * D, x + (r0 + a) * D, mean, b - a, D);
+      FASTNN_SIMD_CALL(centre_leaf, work + a * D, x + (r0 + a) * D, mean, b - a, D);
     }, 1);
     gemm<Tout>(false, false, rows, K, D, Tout(1), work, D, W, K, Tout(0), out + r0 * K, K);
   }
@@ -498,7 +496,7 @@ template <class T>
 void row_hashes(std::uint64_t* out, const T* x, index_t N, index_t D) {
   if (N <= 0) return;
   parallel_for(N, std::max<index_t>(1, 32768 / std::max<index_t>(1, D)), [&](index_t a, index_t b) {
-    hash_rows_leaf(out + a, x + a * D, b - a, D);
+    FASTNN_SIMD_CALL(hash_rows_leaf, out + a, x + a * D, b - a, D);
   }, 1);
 }
 

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 
 namespace fastnn {
@@ -46,21 +47,20 @@ FASTNN_INLINE double l1_body(T* FASTNN_RESTRICT g, const T* FASTNN_RESTRICT w, i
   return s;
 }
 #define FASTNN_REG_LEAVES(T)                                                                  \
-  FASTNN_CLONES double l2_leaf(T* g, const T* w, index_t n, T lam, bool acc) {                \
+  FASTNN_LEAF double l2_leaf(T* g, const T* w, index_t n, T lam, bool acc) {                  \
     return l2_body(g, w, n, lam, acc);                                                        \
   }                                                                                           \
-  FASTNN_CLONES double l1_leaf(T* g, const T* w, index_t n, T lam, bool acc) {                \
+  FASTNN_LEAF double l1_leaf(T* g, const T* w, index_t n, T lam, bool acc) {                  \
     return l1_body(g, w, n, lam, acc);                                                        \
   }
-FASTNN_REG_LEAVES(float)
-FASTNN_REG_LEAVES(double)
+FASTNN_ISA_PASSES(FASTNN_REG_LEAVES(float) FASTNN_REG_LEAVES(double))
 #undef FASTNN_REG_LEAVES
 }  // namespace
 
 template <class T>
 double l2_penalty(T* grad, const T* w, index_t n, double lambda, bool acc) {
   const double s = parallel_sum(n, kGrain, [&](index_t lo, index_t hi) {
-    return l2_leaf(grad ? grad + lo : nullptr, w + lo, hi - lo, T(lambda), acc);
+    return FASTNN_SIMD_CALL(l2_leaf, grad ? grad + lo : nullptr, w + lo, hi - lo, T(lambda), acc);
   });
   return 0.5 * lambda * s;
 }
@@ -68,7 +68,7 @@ double l2_penalty(T* grad, const T* w, index_t n, double lambda, bool acc) {
 template <class T>
 double l1_penalty(T* grad, const T* w, index_t n, double lambda, bool acc) {
   const double s = parallel_sum(n, kGrain, [&](index_t lo, index_t hi) {
-    return l1_leaf(grad ? grad + lo : nullptr, w + lo, hi - lo, T(lambda), acc);
+    return FASTNN_SIMD_CALL(l1_leaf, grad ? grad + lo : nullptr, w + lo, hi - lo, T(lambda), acc);
   });
   return lambda * s;
 }

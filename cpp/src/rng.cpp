@@ -3,9 +3,11 @@
 // Compilers widen the 32x32->64 products to 64-bit lanes (vpmullq, 8 per register); written with
 // vpmuludq on the even and odd 32-bit lanes instead, 16 blocks share each instruction. Measured on
 // the W2 dropout (65,536 elements, one thread): ~97 us auto-vectorised vs the figures in the issue
-// note with this path.
+// note with this path. The AVX-512 and AVX2 versions are hand-written, so they follow the clone
+// set of isa.h by a switch instead of FASTNN_ISA_PASSES.
 #include <cstdint>
 
+#include "fastnn/isa.h"
 #include "fastnn/rng.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -124,24 +126,19 @@ __attribute__((target("avx2"))) std::uint64_t keep_bits_avx2(std::uint64_t seed,
 }
 #endif
 
-using KeepFn = std::uint64_t (*)(std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t);
-
-KeepFn pick_keep_fn() {
-#if defined(FASTNN_X86) && !defined(FASTNN_SANITIZE)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return keep_bits_avx512;
-  if (__builtin_cpu_supports("avx2")) return keep_bits_avx2;
-#endif
-  return keep_bits_generic;
-}
-
-const KeepFn g_keep_fn = pick_keep_fn();
-
 }  // namespace
 
 std::uint64_t philox_keep_bits64(std::uint64_t seed, std::uint64_t stream, std::uint64_t g,
                                  std::uint64_t thr) {
-  return g_keep_fn(seed, stream, g, thr);
+  // The clone set chosen by active_isa() (isa.h), like every other kernel leaf.
+#if defined(FASTNN_X86)
+  switch (active_isa()) {
+    case Isa::avx512: return keep_bits_avx512(seed, stream, g, thr);
+    case Isa::avx2: return keep_bits_avx2(seed, stream, g, thr);
+    case Isa::baseline: break;
+  }
+#endif
+  return keep_bits_generic(seed, stream, g, thr);
 }
 
 }  // namespace fastnn

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 
+#include "fastnn/isa.h"
 #include "fastnn/threads.h"
 
 namespace fastnn {
@@ -21,8 +22,9 @@ FASTNN_INLINE bool any_nonfinite_body(const T* FASTNN_RESTRICT x, index_t n) {
   for (index_t i = 0; i < n; ++i) bad |= !(x[i] - x[i] == T(0));  // x - x is NaN for NaN and inf
   return bad != 0;
 }
-FASTNN_CLONES bool any_nonfinite_leaf(const float* x, index_t n) { return any_nonfinite_body(x, n); }
-FASTNN_CLONES bool any_nonfinite_leaf(const double* x, index_t n) { return any_nonfinite_body(x, n); }
+FASTNN_ISA_PASSES(
+    FASTNN_LEAF bool any_nonfinite_leaf(const float* x, index_t n) { return any_nonfinite_body(x, n); }
+    FASTNN_LEAF bool any_nonfinite_leaf(const double* x, index_t n) { return any_nonfinite_body(x, n); })
 
 constexpr index_t kChunk = 1 << 14;
 
@@ -36,7 +38,7 @@ index_t first_nonfinite(const T* x, index_t n) {
   parallel_for(nchunks, 4, [&](index_t c0, index_t c1) {
     for (index_t c = c0; c < c1; ++c) {
       const index_t lo = c * kChunk, len = std::min(kChunk, n - lo);
-      if (any_nonfinite_leaf(x + lo, len)) {
+      if (FASTNN_SIMD_CALL(any_nonfinite_leaf, x + lo, len)) {
 #pragma omp critical(fastnn_first_nonfinite)
         if (c < first_bad_chunk) first_bad_chunk = c;
         return;
@@ -108,12 +110,13 @@ FASTNN_INLINE Summary summarize_body(const T* FASTNN_RESTRICT x, index_t n, doub
   s.nonfinite = double(bad);
   return s;
 }
-FASTNN_CLONES Summary summarize_leaf(const float* x, index_t n, double a, double lo, double hi) {
-  return summarize_body(x, n, a, lo, hi);
-}
-FASTNN_CLONES Summary summarize_leaf(const double* x, index_t n, double a, double lo, double hi) {
-  return summarize_body(x, n, a, lo, hi);
-}
+FASTNN_ISA_PASSES(
+    FASTNN_LEAF Summary summarize_leaf(const float* x, index_t n, double a, double lo, double hi) {
+      return summarize_body(x, n, a, lo, hi);
+    }
+    FASTNN_LEAF Summary summarize_leaf(const double* x, index_t n, double a, double lo, double hi) {
+      return summarize_body(x, n, a, lo, hi);
+    })
 
 template <class T>
 FASTNN_INLINE double sum_sq_diff_body(const T* FASTNN_RESTRICT a, const T* FASTNN_RESTRICT b, index_t n) {
@@ -135,10 +138,9 @@ FASTNN_INLINE double sum_sq_diff_body(const T* FASTNN_RESTRICT a, const T* FASTN
   }
   return total;
 }
-FASTNN_CLONES double sum_sq_diff_leaf(const float* a, const float* b, index_t n) { return sum_sq_diff_body(a, b, n); }
-FASTNN_CLONES double sum_sq_diff_leaf(const double* a, const double* b, index_t n) {
-  return sum_sq_diff_body(a, b, n);
-}
+FASTNN_ISA_PASSES(
+    FASTNN_LEAF double sum_sq_diff_leaf(const float* a, const float* b, index_t n) { return sum_sq_diff_body(a, b, n); }
+    FASTNN_LEAF double sum_sq_diff_leaf(const double* a, const double* b, index_t n) { return sum_sq_diff_body(a, b, n); })
 
 }  // namespace
 
@@ -150,7 +152,7 @@ Summary summarize(const T* x, index_t n, double sat_abs, double sat_lo, double s
   parallel_for(nb, 1, [&](index_t b0, index_t b1) {
     for (index_t b = b0; b < b1; ++b) {
       const index_t lo = n * b / nb, hi = n * (b + 1) / nb;
-      part[b] = summarize_leaf(x + lo, hi - lo, sat_abs, sat_lo, sat_hi);
+      part[b] = FASTNN_SIMD_CALL(summarize_leaf, x + lo, hi - lo, sat_abs, sat_lo, sat_hi);
     }
   }, 1);
   Summary t;
@@ -168,7 +170,7 @@ Summary summarize(const T* x, index_t n, double sat_abs, double sat_lo, double s
 template <class T>
 double sum_sq_diff(const T* a, const T* b, index_t n) {
   return parallel_sum(n, 16384, [&](index_t lo, index_t hi) {
-    return sum_sq_diff_leaf(a + lo, b ? b + lo : nullptr, hi - lo);
+    return FASTNN_SIMD_CALL(sum_sq_diff_leaf, a + lo, b ? b + lo : nullptr, hi - lo);
   });
 }
 

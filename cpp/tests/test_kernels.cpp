@@ -23,6 +23,7 @@
 #include "fastnn/dense.h"
 #include "fastnn/dropout.h"
 #include "fastnn/gemm.h"
+#include "fastnn/isa.h"
 #include "fastnn/loss.h"
 #include "fastnn/net.h"
 #include "fastnn/optim.h"
@@ -649,6 +650,12 @@ void test_net_runtime(std::mt19937_64& rng) {
 int main(int argc, char** argv) {
   // --quick: the small sizes only (valgrind runs this; the sanitizer build runs everything)
   const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  try {
+    fastnn::check_simd();  // FASTNN_SIMD picks the clone under test; an impossible one is refused
+  } catch (const std::invalid_argument& e) {
+    std::printf("fastnn_kernel_tests: %s\n", e.what());
+    return 2;
+  }
   std::mt19937_64 rng(12345);
   fastnn::set_num_threads(1);
   for (auto [N, D] : {std::pair<index_t, index_t>{1, 1}, {3, 5}, {17, 33}, {64, 257}, {300, 700}}) {
@@ -669,7 +676,11 @@ int main(int argc, char** argv) {
   }
   test_net_runtime<float>(rng);
   test_net_runtime<double>(rng);
-  std::printf("%d checks, %d failures (simd %s, blas %s, gemm threading %s)\n", g_checks, g_failures,
-              fastnn::simd_level(), fastnn::blas_info(), fastnn::gemm_threading_name());
+  // the clone that ran must be the one asked for (FASTNN_SIMD, else the best this CPU runs)
+  ++g_checks;
+  if (fastnn::simd_probe() != fastnn::active_isa()) fail("isa: the dispatched clone is not the active one");
+  std::printf("%d checks, %d failures (simd %s, probe %s, blas %s, gemm threading %s)\n", g_checks, g_failures,
+              fastnn::simd_level(), fastnn::isa_name(fastnn::simd_probe()), fastnn::blas_info(),
+              fastnn::gemm_threading_name());
   return g_failures ? 1 : 0;
 }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fastnn/dense.h"
+#include "fastnn/isa.h"
 #include "fastnn/loss.h"
 #include "fastnn/net.h"
 #include "fastnn/threads.h"

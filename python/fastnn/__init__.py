@@ -60,6 +60,7 @@ finally:
             _os.environ[_k] = _v
 
 from fastnn import augment, datasets, losses, optim, preprocessing, schedules  # noqa: E402
+from fastnn._simd import get_simd, set_simd, supported_simd  # noqa: E402
 from fastnn._threads import get_num_threads, set_num_threads, threads  # noqa: E402
 from fastnn.layers import (  # noqa: E402
     ELU,
@@ -83,6 +84,9 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "threads",
+    "get_simd",
+    "set_simd",
+    "supported_simd",
     "build_info",
     "Sequential",
     "MLP",
@@ -151,7 +155,9 @@ def build_info() -> dict[str, object]:
     dict
         Keys ``blas``, ``blas_kernels`` (the CPU kernel set OpenBLAS uses, e.g. ``"Zen"``;
         ``FASTNN_OPENBLAS_CORETYPE`` chooses it at import), ``gemm_threading``, ``openmp``,
-        ``simd``, ``num_threads``, ``hardware_threads``.
+        ``simd`` (the SIMD clone the kernels run now: ``FASTNN_SIMD`` or :func:`set_simd` choose
+        it), ``simd_supported`` (the clones this CPU runs, best first), ``num_threads``,
+        ``hardware_threads``.
     """
     return {
         "blas": _core.blas_info(),
@@ -159,6 +165,7 @@ def build_info() -> dict[str, object]:
         "gemm_threading": _core.gemm_threading(),
         "openmp": bool(_core.openmp),
         "simd": _core.simd_level(),
+        "simd_supported": _core.simd_supported(),
         "num_threads": _core.get_num_threads(),
         "hardware_threads": _core.hardware_threads(),
     }
