@@ -68,7 +68,9 @@ index_t gemm_tiles(index_t M, index_t N, index_t K) {
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const index_t by_work = static_cast<index_t>(flops / kMinTileFlops);
   const index_t by_size = std::max(M, N) / kAlign;
-  const index_t by_cores = std::min<index_t>(hardware_threads(), 64);
+  // the machine's CPU count, not the affinity mask or the thread count: the tiling, and so the
+  // bits of every product, stay the same under any affinity, quota or thread count
+  const index_t by_cores = std::min<index_t>(machine_cpus(), 64);
   return std::max<index_t>(1, std::min({by_work, by_size, by_cores}));
 }
 

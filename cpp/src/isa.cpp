@@ -47,7 +47,7 @@ bool parse(const std::string& s, Isa* out) {
 
 std::string refusal(const std::string& what, const std::string& name) {
   return what + " '" + name + "': this CPU (and build) runs " + simd_supported() +
-         " (choose one of those, or 'auto')";
+         " (choose one of those, or 'auto' for the best)";
 }
 
 }  // namespace

@@ -30,6 +30,10 @@ int get_num_threads();
 void set_num_threads(int n);
 // Number of logical cores available to the process.
 int hardware_threads();
+// Number of logical CPUs the machine has (configured), whatever this process may use: the one
+// machine property that kernel blockings may depend on, so that results do not change with the
+// CPU affinity or quota a process runs under (pool.cpp).
+int machine_cpus();
 // Name of the BLAS in use (for reports).
 const char* blas_info();
 // The CPU kernel set OpenBLAS picked at load time (e.g. "Zen", "SkylakeX"), or "" for other BLAS.
@@ -47,31 +51,60 @@ enum class GemmThreading {
 GemmThreading gemm_threading();
 const char* gemm_threading_name();
 
+namespace detail {
+using ChunkFn = void (*)(void* ctx, index_t chunk);
+// Run body(ctx, c) for every c in [0, n) on the calling thread and up to threads - 1 pool
+// workers (pool.cpp); returns when every chunk is done. Runs inline when the pool is busy with
+// another caller's job or when called from inside a chunk.
+void run_chunks(index_t n, int threads, ChunkFn body, void* ctx);
+// True on a pool worker and inside a chunk on the caller (nested parallel calls run inline).
+bool in_parallel_region();
+// Worker threads the pool has started so far (for tests and `fastnn info`).
+int pool_workers();
+}  // namespace detail
+
+// Threads the next parallel call may use: get_num_threads(), capped by OpenMP's limit for the
+// calling thread (omp_get_max_threads(): what threadpoolctl's threadpool_limits sets), so that
+// `with threadpool_limits(1):` limits fastnn as it limits NumPy's and scikit-learn's pools.
+inline int effective_threads() {
+  int n = get_num_threads();
+#if defined(FASTNN_OPENMP)
+  const int cap = omp_get_max_threads();
+  if (cap >= 1 && cap < n) n = cap;
+#endif
+  return n;
+}
+
 // Call f(lo, hi) on contiguous chunks covering [0, n). A chunk holds at least `min_chunk`
 // items (so small work runs on one thread); boundaries are rounded to multiples of `align`
-// items when possible. f must not throw.
+// items when possible. The range is cut into up to 4 chunks per thread, which the calling thread
+// and the pool's workers claim as they come (pool.cpp): a thread that another process keeps off
+// its core delays at most the one chunk it holds. f must not throw.
 template <class F>
 void parallel_for(index_t n, index_t min_chunk, F&& f, index_t align = 16) {
   if (n <= 0) return;
-  int nt = get_num_threads();
+  int nt = effective_threads();
   const index_t max_chunks = std::max<index_t>(1, n / std::max<index_t>(1, min_chunk));
   if (nt > max_chunks) nt = static_cast<int>(max_chunks);
-#if defined(FASTNN_OPENMP)
-  if (nt > 1 && !omp_in_parallel()) {
-#pragma omp parallel num_threads(nt)
-    {
-      const index_t t = omp_get_thread_num(), T = omp_get_num_threads();
-      index_t lo = n * t / T, hi = n * (t + 1) / T;
-      if (align > 1) {
-        lo = (t == 0) ? 0 : std::min(n, (lo + align - 1) / align * align);
-        hi = (t == T - 1) ? n : std::min(n, (hi + align - 1) / align * align);
-      }
-      if (lo < hi) f(lo, hi);
-    }
+  if (nt <= 1 || detail::in_parallel_region()) {
+    f(index_t(0), n);
     return;
   }
-#endif
-  f(index_t(0), n);
+  struct Job {
+    F* f;
+    index_t n, chunks, align;
+    index_t bound(index_t c) const {
+      if (c <= 0) return 0;
+      if (c >= chunks) return n;
+      const index_t b = n * c / chunks;
+      return align > 1 ? std::min(n, (b + align - 1) / align * align) : b;
+    }
+  } job{&f, n, std::min<index_t>(max_chunks, index_t(nt) * 4), align};
+  detail::run_chunks(job.chunks, nt, [](void* p, index_t c) {
+    const Job& j = *static_cast<const Job*>(p);
+    const index_t lo = j.bound(c), hi = j.bound(c + 1);
+    if (lo < hi) (*j.f)(lo, hi);
+  }, &job);
 }
 
 // Sum of f(lo, hi) over fixed blocks of [0, n), added in block order: the block boundaries depend
@@ -97,13 +130,14 @@ double parallel_sum(index_t n, index_t min_chunk, F&& f) {
 // Call f(j0, j1) on blocks of at most `max_width` columns of a (rows, D) row-major matrix, in
 // parallel over blocks. Used by per-feature reductions (batch norm, bias and slope gradients):
 // each column is reduced over the rows by one thread in row order. The block width depends on D
-// and the machine's core count, never on the current thread count, so every column is computed
-// by the same code path (vector body or remainder loop, which may contract to FMA differently)
-// whatever the thread count: results are bitwise identical with 1 thread and with N.
+// and the machine's CPU count (machine_cpus(): not the affinity mask, not the thread count), so
+// every column is computed by the same code path (vector body or remainder loop, which may
+// contract to FMA differently) whatever the thread count, affinity or CPU quota: results are
+// bitwise identical with 1 thread and with N.
 template <class F>
 void parallel_columns(index_t rows, index_t D, F&& f, index_t max_width = 256) {
   if (D <= 0) return;
-  const index_t cores = hardware_threads();
+  const index_t cores = machine_cpus();
   index_t width = (D + cores - 1) / cores;
   width = std::min(max_width, std::max<index_t>(16, (width + 15) / 16 * 16));
   const index_t nb = (D + width - 1) / width;
