@@ -26,6 +26,11 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("n"), "Set the threads used by the kernels and by BLAS (>= 1).");
   m.def("hardware_threads", &fastnn::hardware_threads, "Logical cores available to this process.");
+  m.def("machine_cpus", &fastnn::machine_cpus, "Logical CPUs the machine has, whatever this process may use.");
+  m.def("effective_threads", &fastnn::effective_threads,
+        "Threads the next parallel call from this thread may use (set_num_threads, capped by OpenMP's "
+        "limit, which threadpoolctl sets).");
+  m.def("pool_workers", &fastnn::detail::pool_workers, "Worker threads fastnn's pool has started.");
   m.def("blas_info", &fastnn::blas_info, "The BLAS fastnn's GEMMs run on.");
   m.def("blas_corename", &fastnn::blas_corename,
         "The CPU kernel set OpenBLAS chose at load time ('' for another BLAS).");
