@@ -153,3 +153,40 @@ _, status = os.waitpid(pid, 0)
 print(os.waitstatus_to_exitcode(status))
 """
     assert _run_child(code).strip() == "0"
+
+
+# (lines of /proc/self/cgroup, {file under the cgroup root: first line}, CPUs the quota allows)
+CGROUP_CASES = [
+    ("v2 no limit", "0::/user.slice\n", {"user.slice/cpu.max": "max 100000"}, 0),
+    ("v2 two CPUs", "0::/docker/abc\n", {"docker/abc/cpu.max": "200000 100000"}, 2),
+    ("v2 1.5 CPUs round up", "0::/k8s/pod\n", {"k8s/pod/cpu.max": "150000 100000"}, 2),
+    ("v2 parent caps child", "0::/a/b\n", {"a/b/cpu.max": "max 100000", "a/cpu.max": "300000 100000"}, 3),
+    ("v2 tighter child", "0::/a/b\n", {"a/b/cpu.max": "100000 100000", "a/cpu.max": "800000 100000"}, 1),
+    ("v2 root only", "0::/\n", {"cpu.max": "400000 100000"}, 4),
+    ("v2 unreadable", "0::/gone\n", {}, 0),
+    ("v1 cpu,cpuacct", "4:cpu,cpuacct:/docker/x\n",
+     {"cpu,cpuacct/docker/x/cpu.cfs_quota_us": "250000", "cpu,cpuacct/docker/x/cpu.cfs_period_us": "100000"}, 3),
+    ("v1 no quota", "1:cpu:/\n", {"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, 0),
+    ("v1 other controllers only", "4:memory:/x\n2:cpuacct:/\n", {"memory/x/cpu.cfs_quota_us": "100000"}, 0),
+    ("garbage", "nonsense\n:::\n0::\n", {"cpu.max": "lots 0"}, 0),
+]
+
+
+@pytest.mark.parametrize("lines,files,want", [c[1:] for c in CGROUP_CASES], ids=[c[0] for c in CGROUP_CASES])
+def test_cgroup_cpu_quota_is_read(tmp_path, lines, files, want):
+    (tmp_path / "self_cgroup").write_text(lines)
+    root = tmp_path / "fs"
+    root.mkdir()
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text + "\n")
+    assert _core.cgroup_cpu_limit_at(str(tmp_path / "self_cgroup"), str(root)) == want
+
+
+def test_default_thread_count_is_min_of_affinity_and_quota():
+    avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = _core.cgroup_cpu_limit()
+    assert _core.hardware_threads() == (min(avail, quota) if quota else avail)
+    out = _run_child("import fastnn; print(fastnn.get_num_threads())", env={"FASTNN_NUM_THREADS": "",
+                                                                            "OMP_NUM_THREADS": ""})
+    assert int(out) == _core.hardware_threads()

@@ -26,6 +26,9 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("n"), "Set the threads used by the kernels and by BLAS (>= 1).");
   m.def("hardware_threads", &fastnn::hardware_threads, "Logical cores available to this process.");
+  m.def("cgroup_cpu_limit", &fastnn::cgroup_cpu_limit, "CPU quota of this process's cgroup in CPUs (0: none).");
+  m.def("cgroup_cpu_limit_at", &fastnn::cgroup_cpu_limit_at, py::arg("proc_self_cgroup"), py::arg("root"),
+        "cgroup_cpu_limit reading another /proc/self/cgroup file and /sys/fs/cgroup tree (for tests).");
   m.def("machine_cpus", &fastnn::machine_cpus, "Logical CPUs the machine has, whatever this process may use.");
   m.def("effective_threads", &fastnn::effective_threads,
         "Threads the next parallel call from this thread may use (set_num_threads, capped by OpenMP's "

@@ -7,7 +7,7 @@
 // an OpenMP team shows beside a busy process. Chunk boundaries are fixed by the job, not by who
 // runs them, so results do not depend on which or how many threads take part.
 //
-// Waiting is bounded: an idle worker spins for kSpinMicros (enough to bridge the gaps between the
+// Waiting is bounded: an idle worker spins for spin_micros() (enough to bridge the gaps between the
 // kernels of one training step on a quiet machine), then sleeps on a condition variable; the caller
 // waiting for claimed chunks spins briefly, then yields its core.
 //
@@ -21,6 +21,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -44,7 +49,22 @@ namespace detail {
 
 namespace {
 
-constexpr int kSpinMicros = 50;  // idle workers spin this long before they sleep
+// How long an idle worker spins before it sleeps: FASTNN_SPIN_US, default kDefaultSpinMicros.
+// Long enough to bridge the gaps between the kernels of one training step (a few microseconds);
+// short enough that a worker sleeps between steps, where Python runs, instead of taking a core from
+// another process. (A worker that sleeps costs the caller nothing but its help: the caller never
+// waits for it to wake.)
+constexpr int kDefaultSpinMicros = 20;
+
+int spin_micros() {
+  static const int us = [] {
+    const char* s = std::getenv("FASTNN_SPIN_US");
+    if (!s || !*s) return kDefaultSpinMicros;
+    const long v = std::strtol(s, nullptr, 10);
+    return v < 0 ? 0 : (v > 100000 ? 100000 : static_cast<int>(v));
+  }();
+  return us;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -147,7 +167,7 @@ class Pool {
   // Spin for a while, then sleep, until the sequence number is a new even (published) value.
   std::uint64_t wait_for_new_job(std::uint64_t seen) {
     auto fresh = [&](std::uint64_t s) { return s != seen && (s & 1) == 0; };
-    const auto deadline = Clock::now() + std::chrono::microseconds(kSpinMicros);
+    const auto deadline = Clock::now() + std::chrono::microseconds(spin_micros());
     for (int i = 0;; ++i) {
       const std::uint64_t s = seq_.load(std::memory_order_acquire);
       if (fresh(s)) return s;
@@ -201,6 +221,73 @@ bool in_parallel_region() { return t_in_job; }
 int pool_workers() { return pool().workers(); }
 
 }  // namespace detail
+
+namespace {
+
+std::string read_first_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  return line;
+}
+
+// ceil(quota / period) as CPUs, or 0 for "no limit" / unreadable.
+int cpus_from(double quota, double period) {
+  if (!(quota > 0) || !(period > 0)) return 0;
+  return std::max(1, static_cast<int>(std::ceil(quota / period - 1e-9)));
+}
+
+}  // namespace
+
+int cgroup_cpu_limit_at(const std::string& proc_self_cgroup, const std::string& root) {
+  // The smallest limit on the way from the process's cgroup up to the root: a parent's quota
+  // caps its children. cgroup v2 ("0::/path", cpu.max = "quota period" or "max period") and v1
+  // (the "cpu" controller's cpu.cfs_quota_us / cpu.cfs_period_us, -1 = none).
+  std::ifstream f(proc_self_cgroup);
+  int best = 0;
+  auto take = [&](int c) {
+    if (c > 0 && (best == 0 || c < best)) best = c;
+  };
+  for (std::string line; std::getline(f, line);) {
+    const auto a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string ctrls = line.substr(a + 1, b - a - 1);
+    std::string path = line.substr(b + 1);
+    const bool v2 = line.compare(0, a, "0") == 0 && ctrls.empty();
+    bool v1cpu = false;
+    for (std::size_t p = 0; p <= ctrls.size();) {
+      const std::size_t q = std::min(ctrls.find(',', p), ctrls.size());
+      if (ctrls.compare(p, q - p, "cpu") == 0) v1cpu = true;
+      p = q + 1;
+    }
+    if (!v2 && !v1cpu) continue;
+    for (;;) {
+      if (v2) {
+        std::istringstream in(read_first_line(root + path + "/cpu.max"));
+        std::string q;
+        double period = 0;
+        if (in >> q >> period && q != "max") take(cpus_from(std::atof(q.c_str()), period));
+      } else {
+        for (const char* dir : {"/cpu", "/cpu,cpuacct", "/cpuacct,cpu"}) {
+          const std::string base = root + dir + path;
+          const std::string q = read_first_line(base + "/cpu.cfs_quota_us");
+          if (q.empty()) continue;
+          take(cpus_from(std::atof(q.c_str()), std::atof(read_first_line(base + "/cpu.cfs_period_us").c_str())));
+          break;
+        }
+      }
+      if (path.empty() || path == "/") break;
+      const auto slash = path.find_last_of('/');
+      path = slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+    }
+  }
+  return best;
+}
+
+int cgroup_cpu_limit() {
+  static const int n = cgroup_cpu_limit_at("/proc/self/cgroup", "/sys/fs/cgroup");
+  return n;
+}
 
 int machine_cpus() {
   static const int n = [] {

@@ -84,7 +84,9 @@ int hardware_threads() {
 #else
     const int procs = static_cast<int>(std::thread::hardware_concurrency());
 #endif
-    return procs > 0 ? procs : 1;
+    const int quota = cgroup_cpu_limit();
+    const int avail = procs > 0 ? procs : 1;
+    return quota > 0 && quota < avail ? quota : avail;
   }();
   return n;
 }

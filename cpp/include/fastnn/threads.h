@@ -15,6 +15,7 @@
 #pragma once
 
 #include <algorithm>
+#include <string>
 
 #include "fastnn/common.h"
 
@@ -28,8 +29,14 @@ namespace fastnn {
 int get_num_threads();
 // Set the thread count of the kernels and of BLAS; n < 1 is clamped to 1.
 void set_num_threads(int n);
-// Number of logical cores available to the process.
+// Number of logical cores available to the process: its CPU affinity mask, capped by its cgroup's
+// CPU quota (a container limited to 2 CPUs on a 64-core host gets 2, not 64). The default thread
+// count.
 int hardware_threads();
+// The CPU quota of the process's cgroup (v1 or v2, the smallest on the way to the root) in whole
+// CPUs, rounded up; 0 when there is none. The _at form reads another tree (for tests).
+int cgroup_cpu_limit();
+int cgroup_cpu_limit_at(const std::string& proc_self_cgroup, const std::string& sysfs_cgroup_root);
 // Number of logical CPUs the machine has (configured), whatever this process may use: the one
 // machine property that kernel blockings may depend on, so that results do not change with the
 // CPU affinity or quota a process runs under (pool.cpp).
