@@ -34,6 +34,7 @@ PYBIND11_MODULE(_core, m) {
         "Threads the next parallel call from this thread may use (set_num_threads, capped by OpenMP's "
         "limit, which threadpoolctl sets).");
   m.def("pool_workers", &fastnn::detail::pool_workers, "Worker threads fastnn's pool has started.");
+  m.def("spin_micros", &fastnn::detail::spin_micros, "Microseconds an idle pool worker spins before it sleeps.");
   m.def("blas_info", &fastnn::blas_info, "The BLAS fastnn's GEMMs run on.");
   m.def("blas_corename", &fastnn::blas_corename,
         "The CPU kernel set OpenBLAS chose at load time ('' for another BLAS).");

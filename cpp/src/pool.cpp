@@ -56,6 +56,8 @@ namespace {
 // waits for it to wake.)
 constexpr int kDefaultSpinMicros = 20;
 
+}  // namespace
+
 int spin_micros() {
   static const int us = [] {
     const char* s = std::getenv("FASTNN_SPIN_US");
@@ -65,6 +67,8 @@ int spin_micros() {
   }();
   return us;
 }
+
+namespace {
 
 using Clock = std::chrono::steady_clock;
 

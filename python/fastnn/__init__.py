@@ -157,7 +157,8 @@ def build_info() -> dict[str, object]:
         ``FASTNN_OPENBLAS_CORETYPE`` chooses it at import), ``gemm_threading``, ``openmp``,
         ``simd`` (the SIMD clone the kernels run now: ``FASTNN_SIMD`` or :func:`set_simd` choose
         it), ``simd_supported`` (the clones this CPU runs, best first), ``num_threads``,
-        ``hardware_threads``.
+        ``hardware_threads`` (the CPUs this process may use: affinity capped by the cgroup quota),
+        ``cgroup_cpu_limit`` (that quota in CPUs, 0 for none), ``thread_pool`` (the waiting policy).
     """
     return {
         "blas": _core.blas_info(),
@@ -168,4 +169,7 @@ def build_info() -> dict[str, object]:
         "simd_supported": _core.simd_supported(),
         "num_threads": _core.get_num_threads(),
         "hardware_threads": _core.hardware_threads(),
+        "cgroup_cpu_limit": _core.cgroup_cpu_limit(),
+        "thread_pool": f"fastnn's own: chunks claimed by the threads that are awake, idle workers spin "
+                       f"{_core.spin_micros()} us (FASTNN_SPIN_US) then sleep",
     }

@@ -18,6 +18,12 @@ def get_num_threads() -> int:
     return int(_core.get_num_threads())
 
 
+def available_cpus() -> int:
+    """CPUs this process may use: its CPU affinity mask, capped by its cgroup's CPU quota (a
+    container limited to 2 CPUs on a 64-core host gets 2). The default thread count."""
+    return int(_core.hardware_threads())
+
+
 def set_num_threads(n: int) -> None:
     """Set the number of threads for fastnn's kernels and its BLAS together.
 

@@ -82,6 +82,7 @@ import numpy as np
 
 from fastnn._atomic import write_atomic
 from fastnn._json import dumps, nan_for_none
+from fastnn._threads import available_cpus
 from fastnn.callbacks import Callback
 from fastnn.plots import _figure
 from fastnn.report import png_data_uri
@@ -846,10 +847,9 @@ def _dask_trial(spec: Mapping[str, Any], data: _Data, threads_map: Mapping[str, 
 
 
 def _cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+    """CPUs this process may use: its affinity mask capped by its cgroup's CPU quota (fastnn's
+    default thread count), so that workers x threads never exceed what a container allows."""
+    return max(1, available_cpus())
 
 
 # ==============================================================================================

@@ -68,6 +68,8 @@ void run_chunks(index_t n, int threads, ChunkFn body, void* ctx);
 bool in_parallel_region();
 // Worker threads the pool has started so far (for tests and `fastnn info`).
 int pool_workers();
+// Microseconds an idle worker spins before it sleeps (FASTNN_SPIN_US, read once).
+int spin_micros();
 }  // namespace detail
 
 // Threads the next parallel call may use: get_num_threads(), capped by OpenMP's limit for the
