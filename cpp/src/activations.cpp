@@ -30,12 +30,20 @@ FASTNN_INLINE void relu_fwd_body(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT 
 template <class T>
 FASTNN_INLINE void relu_bwd_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTRICT dy,
                                  const T* FASTNN_RESTRICT x, index_t n, bool acc) {
+  // dy[i] is read unconditionally: read only on one side of the select, it kept the baseline
+  // (SSE2, no masked loads) clone scalar with a branch per element
   if (acc) {
 #pragma omp simd
-    for (index_t i = 0; i < n; ++i) dx[i] += x[i] > T(0) ? dy[i] : T(0);
+    for (index_t i = 0; i < n; ++i) {
+      const T g = dy[i];
+      dx[i] += x[i] > T(0) ? g : T(0);
+    }
   } else {
 #pragma omp simd
-    for (index_t i = 0; i < n; ++i) dx[i] = x[i] > T(0) ? dy[i] : T(0);
+    for (index_t i = 0; i < n; ++i) {
+      const T g = dy[i];
+      dx[i] = x[i] > T(0) ? g : T(0);
+    }
   }
 }
 template <class T>
@@ -58,19 +66,34 @@ FASTNN_INLINE void leaky_bwd_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTRIC
 template <class T>
 FASTNN_INLINE void prelu_fwd_body(T* FASTNN_RESTRICT y, const T* FASTNN_RESTRICT x,
                                   const T* FASTNN_RESTRICT a, index_t D, index_t a_stride) {
+  // a shared slope and per-feature slopes as two loops: a[j * a_stride] read as a gather kept the
+  // baseline clone scalar
+  if (a_stride == 0) {
+    const T s = a[0];
 #pragma omp simd
-  for (index_t j = 0; j < D; ++j) y[j] = x[j] > T(0) ? x[j] : a[j * a_stride] * x[j];
+    for (index_t j = 0; j < D; ++j) y[j] = x[j] > T(0) ? x[j] : s * x[j];
+  } else {
+#pragma omp simd
+    for (index_t j = 0; j < D; ++j) y[j] = x[j] > T(0) ? x[j] : a[j] * x[j];
+  }
 }
 template <class T>
 FASTNN_INLINE void prelu_bwd_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTRICT dy,
                                   const T* FASTNN_RESTRICT x, const T* FASTNN_RESTRICT a, index_t D,
                                   index_t a_stride, bool acc) {
-  if (acc) {
+  const T s = a[0];
+  if (acc && a_stride == 0) {
 #pragma omp simd
-    for (index_t j = 0; j < D; ++j) dx[j] += x[j] > T(0) ? dy[j] : a[j * a_stride] * dy[j];
+    for (index_t j = 0; j < D; ++j) dx[j] += x[j] > T(0) ? dy[j] : s * dy[j];
+  } else if (acc) {
+#pragma omp simd
+    for (index_t j = 0; j < D; ++j) dx[j] += x[j] > T(0) ? dy[j] : a[j] * dy[j];
+  } else if (a_stride == 0) {
+#pragma omp simd
+    for (index_t j = 0; j < D; ++j) dx[j] = x[j] > T(0) ? dy[j] : s * dy[j];
   } else {
 #pragma omp simd
-    for (index_t j = 0; j < D; ++j) dx[j] = x[j] > T(0) ? dy[j] : a[j * a_stride] * dy[j];
+    for (index_t j = 0; j < D; ++j) dx[j] = x[j] > T(0) ? dy[j] : a[j] * dy[j];
   }
 }
 template <class T>

@@ -73,12 +73,19 @@ template <class T>
 FASTNN_INLINE void dropout_bwd_body(T* FASTNN_RESTRICT dx, const T* FASTNN_RESTRICT dy,
                                     const std::uint8_t* FASTNN_RESTRICT mask, index_t n, T scale,
                                     bool acc) {
+  // dy[i] is read unconditionally (see relu_bwd_body): the baseline clone vectorises
   if (acc) {
 #pragma omp simd
-    for (index_t i = 0; i < n; ++i) dx[i] += mask[i] ? dy[i] * scale : T(0);
+    for (index_t i = 0; i < n; ++i) {
+      const T g = dy[i] * scale;
+      dx[i] += mask[i] ? g : T(0);
+    }
   } else {
 #pragma omp simd
-    for (index_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * scale : T(0);
+    for (index_t i = 0; i < n; ++i) {
+      const T g = dy[i] * scale;
+      dx[i] = mask[i] ? g : T(0);
+    }
   }
 }
 

@@ -17,10 +17,13 @@ namespace {
 // A value is not finite when its exponent bits are all ones (NaN or infinity).
 template <class T>
 FASTNN_INLINE bool any_nonfinite_body(const T* FASTNN_RESTRICT x, index_t n) {
-  int bad = 0;
-#pragma omp simd reduction(| : bad)
-  for (index_t i = 0; i < n; ++i) bad |= !(x[i] - x[i] == T(0));  // x - x is NaN for NaN and inf
-  return bad != 0;
+  // x - x is 0 for a finite x and NaN for NaN and inf, and a sum with a NaN in it is NaN (in any
+  // order): a plain float reduction, which every clone vectorises (an int |= of double compares
+  // kept the baseline clone scalar)
+  T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+  for (index_t i = 0; i < n; ++i) acc += x[i] - x[i];
+  return acc != acc;
 }
 FASTNN_ISA_PASSES(
     FASTNN_LEAF bool any_nonfinite_leaf(const float* x, index_t n) { return any_nonfinite_body(x, n); }
