@@ -46,7 +46,7 @@ def test_training_is_bitwise_the_same_for_any_thread_count():
         assert np.array_equal(one, _train(threads=n)), f"{n} threads differ from 1"
 
 
-def test_training_is_bitwise_the_same_under_any_cpu_affinity():
+def test_training_is_bitwise_the_same_under_any_cpu_affinity_and_wait_policy():
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs sched_setaffinity and at least 2 CPUs")
     code = (
@@ -60,9 +60,11 @@ def test_training_is_bitwise_the_same_under_any_cpu_affinity():
     first_cpu = min(os.sched_getaffinity(0))
     pinned = _run_child(code.format(tests=tests, pin=f"os.sched_setaffinity(0, {{{first_cpu}}});")).split()
     free = _run_child(code.format(tests=tests, pin="")).split()
+    no_spin = _run_child(code.format(tests=tests, pin=""), env={"FASTNN_SPIN_US": "0"}).split()
     assert pinned[0] == "1", "a process pinned to one CPU must default to one thread"
-    assert int(free[0]) == len(os.sched_getaffinity(0))
+    assert int(free[0]) == min(len(os.sched_getaffinity(0)), _core.hardware_threads())
     assert pinned[-1] == free[-1], "the weights depend on the CPU affinity"
+    assert no_spin[-1] == free[-1], "the weights depend on the wait policy"
 
 
 def test_threadpool_limits_reaches_fastnn():
