@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import many_threads
 from fastnn import _core
+from fastnn._blas_kernels import choose_openblas_coretype, detect_cpu
 
 
 def test_set_and_get():
@@ -53,25 +54,36 @@ def _kernels_in_child(env_extra):
     return kernels, env_after
 
 
+# Kernel sets every CPU of the architecture can load, as OpenBLAS names them (get_corename); two
+# per architecture, so that one differs from OpenBLAS's own choice. No GEMM runs in the children.
+FORCEABLE_KERNELS = {"x86_64": ("Nehalem", "Sandybridge"), "aarch64": ("cortexa57", "neoversen1")}
+# What scipy-openblas32's get_corename reports for a forced set whose kernels another set shares.
+REPORTED_AS = {"Zen": ("Zen", "Haswell"), "Prescott": ("Prescott", "Katmai")}
+
+
 def test_openblas_kernel_set_choice_and_the_environment_is_left_as_found():
-    amd = fastnn._amd_cpu()
+    choice = choose_openblas_coretype(detect_cpu(), {})
     kernels, env_after = _kernels_in_child({})
     assert env_after == "-"  # set only while the library loads
-    if amd:  # Zen kernels (OpenBLAS names them after the Haswell set they share)
-        assert kernels in ("Zen", "Haswell")
+    if choice is not None:  # OpenBLAS may name a set after another that shares its kernels
+        assert kernels.lower() in {n.lower() for n in REPORTED_AS.get(choice, (choice,))}
     own, _ = _kernels_in_child({"FASTNN_OPENBLAS_CORETYPE": "auto"})
     assert own  # OpenBLAS's own choice, whatever it is on this CPU
-    forced, _ = _kernels_in_child({"FASTNN_OPENBLAS_CORETYPE": "Sandybridge"})
-    assert forced == "Sandybridge"
-    user, env_after = _kernels_in_child({"OPENBLAS_CORETYPE": "Sandybridge"})
-    assert (user, env_after) == ("Sandybridge", "Sandybridge")  # the user's own setting wins and stays
+    arch = detect_cpu().arch
+    if arch not in FORCEABLE_KERNELS:
+        pytest.skip(f"no known OpenBLAS kernel set names for {arch}")
+    name = next(k for k in FORCEABLE_KERNELS[arch] if k != own)
+    forced, _ = _kernels_in_child({"FASTNN_OPENBLAS_CORETYPE": name})
+    assert forced == name
+    user, env_after = _kernels_in_child({"OPENBLAS_CORETYPE": name})
+    assert (user, env_after) == (name, name)  # the user's own setting wins and stays
 
 
 def test_build_info():
     info = fastnn.build_info()
     assert info["blas"] == "scipy-openblas32"
     assert info["gemm_threading"] == "tiles"
-    assert info["simd"] in ("avx512", "avx2", "baseline")
+    assert info["simd"] in ("avx512", "avx2", "baseline", "neon")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

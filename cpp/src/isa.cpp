@@ -18,9 +18,9 @@ std::string g_env_error;  // set once, under the resolve once_flag
 std::once_flag g_resolve_once;
 char g_supported[64];
 
+#if FASTNN_X86_CLONES
 bool cpu_has(Isa isa) noexcept {
   if (isa == Isa::baseline) return true;
-#if FASTNN_X86_CLONES
   __builtin_cpu_init();
   // __builtin_cpu_supports checks the OS too (XGETBV: AVX / AVX-512 state enabled).
   const bool v3 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
@@ -32,9 +32,9 @@ bool cpu_has(Isa isa) noexcept {
     return v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
            __builtin_cpu_supports("avx512vl");
-#endif
   return false;
 }
+#endif
 
 bool parse(const std::string& s, Isa* out) {
   if (s == "avx512") *out = Isa::avx512;

@@ -5,12 +5,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include "blas_api.h"
+
+#if defined(FASTNN_OPENMP) && defined(FASTNN_HAVE_BLAS_CALLBACK)
+#include <dlfcn.h>
+#endif
 
 namespace fastnn {
 
@@ -31,7 +36,7 @@ int env_threads(const char* name) {
 #if defined(FASTNN_OPENMP) && defined(FASTNN_HAVE_BLAS_CALLBACK)
 // OpenBLAS hands us `numjobs` jobs that must all run at the same time (its level-3 jobs wait on
 // each other), so the team has exactly numjobs threads and each thread takes one job.
-void blas_threads_callback(int /*sync*/, openblas_dojob_callback dojob, int numjobs,
+void blas_threads_callback(int /*sync*/, blas_api::dojob_fn dojob, int numjobs,
                            size_t jobdata_elsize, void* jobdata, int dojob_data) {
   char* base = static_cast<char*>(jobdata);
 #pragma omp parallel num_threads(numjobs)
@@ -39,6 +44,34 @@ void blas_threads_callback(int /*sync*/, openblas_dojob_callback dojob, int numj
     const int i = omp_get_thread_num();
     dojob(i, base + static_cast<size_t>(i) * jobdata_elsize, dojob_data);
   }
+}
+
+// The OpenBLAS version from its config string ("OpenBLAS 0.3.28 DYNAMIC_ARCH ...") as
+// 10000 * major + 100 * minor + patch, or 0 if the string says otherwise.
+int blas_version() {
+  const char* config = FASTNN_BLAS_FN(get_config)();
+  int major = 0, minor = 0, patch = 0;
+  if (!config || std::sscanf(config, "OpenBLAS %d.%d.%d", &major, &minor, &patch) != 3) return 0;
+  return major * 10000 + minor * 100 + patch;
+}
+
+// Hand OpenBLAS's parallel jobs to blas_threads_callback; false (and nothing changed) where the
+// OpenBLAS loaded at run time cannot take them. Its setter is looked up by name in that library,
+// under either of its exported names (blas_api.h). OpenBLAS 0.3.28 is refused: its callback path
+// runs jobs without their per-thread buffers and crashes in the first threaded GEMM (fixed in
+// 0.3.29, OpenBLAS commit d24b3cf; seen here as a SIGSEGV in dgemm_itcopy with the 0.3.28 wheel).
+bool install_blas_threads_callback() {
+  if (blas_version() < 329) return false;
+  Dl_info info{};
+  if (!dladdr(reinterpret_cast<void*>(&FASTNN_CBLAS(sgemm)), &info) || !info.dli_fname) return false;
+  void* lib = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD);  // already loaded: only a handle
+  if (!lib) return false;
+  void* setter = nullptr;
+  for (const char* name : blas_api::kSetThreadsCallbackNames)
+    if ((setter = dlsym(lib, name))) break;
+  if (setter) reinterpret_cast<blas_api::set_threads_callback_fn>(setter)(blas_threads_callback);
+  dlclose(lib);  // drops the reference dlopen took; the library stays loaded
+  return setter != nullptr;
 }
 #endif
 
@@ -57,10 +90,8 @@ void init_once() {
     const char* mode = std::getenv("FASTNN_GEMM_THREADING");
     if (mode && std::string(mode) == "openblas") g_gemm = GemmThreading::OpenBLAS;
 #if defined(FASTNN_OPENMP) && defined(FASTNN_HAVE_BLAS_CALLBACK)
-    if (mode && std::string(mode) == "callback") {
-      FASTNN_BLAS_FN(set_threads_callback_function)(blas_threads_callback);
+    if (mode && std::string(mode) == "callback" && install_blas_threads_callback())
       g_gemm = GemmThreading::Callback;
-    }
 #endif
 #if !defined(FASTNN_HAVE_BLAS_THREADS)
     // A BLAS whose threads we cannot control keeps its own; fastnn still tiles on top of it.

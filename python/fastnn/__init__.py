@@ -14,37 +14,21 @@ import numpy as _np  # noqa: F401
 # it starts a pthreads pool at load time whose threads spin for ~0.1 s, stealing cores from the
 # first kernels (measured: the first 0.1 s of GEMMs ran at half speed on 2 cores).
 #
-# On AMD Zen CPUs OpenBLAS (0.3.2x-0.3.3x) picks its SkylakeX (AVX-512) kernels where the CPU has
-# AVX-512, but Zen 4 runs AVX-512 as two 256-bit halves and OpenBLAS's Zen (AVX2) kernels are
-# 4-9 % faster there for every GEMM shape of the W1-W4 workloads (benchmarks/RESULTS.md, GEMM:
-# OpenBLAS kernel set). So fastnn's OpenBLAS is loaded with OPENBLAS_CORETYPE=Zen on AMD CPUs,
-# unless the user set OPENBLAS_CORETYPE or FASTNN_OPENBLAS_CORETYPE ("auto" or "" = OpenBLAS's own
-# choice). NumPy's OpenBLAS, already loaded above, is not affected.
+# The kernel set OpenBLAS loads (OPENBLAS_CORETYPE) is fastnn._blas_kernels' choice: its Zen kernels
+# on AMD CPUs with AVX2 and FMA (faster than its own AVX-512 choice on Zen 4), known-good kernels
+# where its own choice fails (aarch64 with SME, x86-64 without SSE4.1), else OpenBLAS's own;
+# FASTNN_OPENBLAS_CORETYPE ("auto" or "" = no choice) or the user's OPENBLAS_CORETYPE win. The
+# CPU's features come from CPUID (NumPy) or HWCAP, never from /proc/cpuinfo's flags, which an
+# emulator reports for the host. NumPy's OpenBLAS, already loaded above, is not affected.
 _saved_blas_env = {k: _os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE")}
 
-
-def _amd_cpu() -> bool:
-    """An AMD CPU with AVX2 and FMA (Zen or later, where OpenBLAS's Zen kernels run)."""
-    vendor, flags = "", set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("vendor_id"):
-                    vendor = line
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[-1].split())
-                    break
-    except OSError:
-        pass
-    return "AuthenticAMD" in vendor and {"avx2", "fma"} <= flags
-
+from fastnn._blas_kernels import choose_openblas_coretype as _choose_coretype  # noqa: E402
+from fastnn._blas_kernels import detect_cpu as _detect_cpu  # noqa: E402
 
 if _os.environ.get("FASTNN_GEMM_THREADING", "tiles") == "tiles":
     _os.environ["OPENBLAS_NUM_THREADS"] = "1"
-_coretype = _os.environ.get("FASTNN_OPENBLAS_CORETYPE")
-if _coretype is None and "OPENBLAS_CORETYPE" not in _os.environ and _amd_cpu():
-    _coretype = "Zen"
-if _coretype and _coretype != "auto":
+_coretype = _choose_coretype(_detect_cpu(), _os.environ)
+if _coretype:
     _os.environ["OPENBLAS_CORETYPE"] = _coretype
 try:
     try:  # pragma: no cover - exercised by every import (this import loads the library)

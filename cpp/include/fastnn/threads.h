@@ -4,10 +4,10 @@
 // single-threaded and fastnn splits each GEMM into tiles on its own OpenMP team (GemmThreading::
 // Tiles), which makes GEMM results independent of the thread count and leaves no second pool to
 // spin. FASTNN_GEMM_THREADING=callback instead hands OpenBLAS's own parallel jobs to our OpenMP
-// team (OpenBLAS >= 0.3.28), and =openblas leaves OpenBLAS its own pthreads pool (both faster on
-// some shapes, neither reproducible across thread counts). set_num_threads() sets the kernels' and
-// BLAS's thread count together; the initial value honours FASTNN_NUM_THREADS, then
-// OMP_NUM_THREADS, else all cores.
+// team (OpenBLAS >= 0.3.29; with an older OpenBLAS it stays at tiles), and =openblas leaves
+// OpenBLAS its own pthreads pool (both faster on some shapes, neither reproducible across thread
+// counts). set_num_threads() sets the kernels' and BLAS's thread count together; the initial value
+// honours FASTNN_NUM_THREADS, then OMP_NUM_THREADS, else all cores.
 //
 // Elementwise work is split into chunks whose results do not depend on the split, and every
 // reduction in fastnn is ordered independently of the thread count, so results are bitwise
