@@ -94,6 +94,60 @@ def machine() -> dict:
             "python": platform.python_version(), "fastnn": fastnn.__version__}
 
 
+SIMD_FLAGS = ("sse2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16",
+              "avx512_vnni", "amx_tile", "asimd", "sve")
+
+
+def cpu_facts() -> dict:
+    """From /proc/cpuinfo and sysfs: model name, vendor family/model numbers, which of SIMD_FLAGS
+    the CPU reports, and the L2 size per core in bytes (0 if unknown)."""
+    info: dict = {"model": platform.processor() or "?", "family": "?", "model_number": "?", "flags": []}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = (s.strip() for s in line.partition(":"))
+            if key == "model name" and info["model"] in ("?", platform.processor()):
+                info["model"] = val
+            elif key == "cpu family" and info["family"] == "?":
+                info["family"] = val
+            elif key == "model" and info["model_number"] == "?":
+                info["model_number"] = val
+            elif key in ("flags", "Features") and not info["flags"]:
+                have = set(val.split())
+                info["flags"] = [f for f in SIMD_FLAGS if f in have]
+    except OSError:
+        pass
+    l2 = 0
+    try:
+        txt = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+        l2 = int(txt.rstrip("KkMm")) * {"K": 1024, "M": 1 << 20}.get(txt[-1:].upper(), 1)
+    except (OSError, ValueError):
+        pass
+    info["l2_bytes"] = l2
+    return info
+
+
+def isa_label(level: str, supported: list[str]) -> str:
+    """How a result under SIMD clone `level` must be named on a CPU whose clones are `supported`
+    (best first): the best clone is native to the CPU; any other ran through the override, e.g.
+    "AVX2 clone (on an AVX-512 CPU, via FASTNN_SIMD)", which is not an AVX2-only CPU's result."""
+    names = {"avx512": "AVX-512", "avx2": "AVX2", "baseline": "baseline (SSE2)", "neon": "NEON"}
+    cpus = {"avx512": "an AVX-512 CPU", "avx2": "an AVX2 CPU without AVX-512", "baseline": "a CPU without AVX2",
+            "neon": "an aarch64 CPU"}
+    best = supported[0] if supported else level
+    if level == best:
+        return f"{names.get(level, level)} (native: the best clone on {cpus.get(best, best)})"
+    return f"{names.get(level, level)} clone (on {cpus.get(best, best)}, via FASTNN_SIMD)"
+
+
+def cpu_slug(facts: dict, best: str) -> str:
+    """A file-name tag for a CPU: model name, family/model numbers (hypervisors often hide the
+    model name: "AMD EPYC" is both Zen 3 and Zen 4) and the best SIMD clone, e.g.
+    amd-epyc-f25m1-avx2."""
+    name = re.sub(r"\((r|tm)\)|cpu|processor|\d+-core", "", facts["model"].lower())
+    name = re.sub(r"[^a-z0-9]+", "-", name).strip("-")[:40] or "cpu"
+    return f"{name}-f{facts['family']}m{facts['model_number']}-{best}"
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
