@@ -284,7 +284,17 @@ void bind_net(py::module_& m, const char* cls) {
           w.net->predict(static_cast<const T*>(X.data()), N, out.mutable_data(), proba);
         }
         return out;
-      }, "X"_a, "proba"_a = false)
+      }, "X"_a, "proba"_a = false,
+      "Outputs (N, output_dim) in evaluation mode (softmax probabilities when proba), through the inference "
+      "workspace in the chunks of inference_plan(N).")
+      .def("inference_plan", [](W& w, index_t N) {
+        const auto p = w.net->inference_plan(N);
+        return py::make_tuple(p.rows, p.chunks);
+      }, "N"_a, "(rows per chunk, chunks) predict and evaluate cut N rows into (layer sizes and cores only).")
+      .def_property_readonly("inference_rows", [](W& w) { return w.net->inference_rows(); },
+                             "Rows per chunk the inference workspace holds now (0 before the first predict).")
+      .def_property_readonly("inference_slots", [](W& w) { return w.net->inference_slots(); },
+                             "Threads the inference workspace holds chunks for now.")
       .def("evaluate", [](W& w, py::handle X_, py::handle Y_) {
         Busy<T> b(w);
         const char* fn = "evaluate";

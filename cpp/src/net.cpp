@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -403,8 +404,9 @@ void Net<T>::forward(const T* x, index_t n, bool train, std::uint64_t step_key) 
 }
 
 template <class T>
-double Net<T>::data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_t n, bool want_grad) {
-  const T* scores = output();
+double Net<T>::data_loss_and_dscores(const std::int64_t* yc, const T* yr, index_t n, bool want_grad,
+                                     const T* scores_in) {
+  const T* scores = scores_in ? scores_in : output();
   T* d = want_grad ? gbuf_[0] : nullptr;
   double loss = 0.0;
   index_t bad = -1;
@@ -768,16 +770,156 @@ StepLoss Net<T>::loss_and_grad(const T* x, const std::int64_t* yc, const T* yr, 
 }
 
 template <class T>
-void Net<T>::predict(const T* X, index_t N, T* out, bool proba) {
-  const index_t C = output_dim_;
-  for (index_t r0 = 0; r0 < N; r0 += max_batch_) {
-    const index_t nb = std::min(max_batch_, N - r0);
-    forward(X + r0 * input_dim_, nb, false, step);
-    if (proba && loss_.kind != LossKind::MSE)
-      softmax(out + r0 * C, output(), nb, C);
-    else
-      std::memcpy(out + r0 * C, output(), sizeof(T) * nb * C);
+typename Net<T>::InferencePlan Net<T>::inference_plan(index_t N) const {
+  InferencePlan p;
+  if (N <= 0) return p;
+  index_t width = 1;
+  for (const Slot& s : slots_) width = std::max(width, s.out);
+  const double fit = kInferChunkBytes / (double(width) * double(sizeof(T)));
+  const index_t max_rows = std::clamp(static_cast<index_t>(fit), kInferMinRows, kInferMaxRows);
+  p.chunks = (N + max_rows - 1) / max_rows;
+  if (N >= 2 * kInferParallelRows)
+    p.chunks = std::max(p.chunks, std::min<index_t>(4 * index_t(machine_cpus()), N / kInferParallelRows));
+  p.rows = (N + p.chunks - 1) / p.chunks;
+  p.chunks = (N + p.rows - 1) / p.rows;
+  return p;
+}
+
+template <class T>
+void Net<T>::reserve_inference(index_t rows, index_t slots) {
+  if (rows <= infer_rows_ && slots <= infer_slots_) return;
+  rows = std::max(rows, infer_rows_);
+  slots = std::max(slots, infer_slots_);
+  index_t width = 1;
+  for (const Slot& s : slots_) width = std::max(width, s.out);
+  const index_t stride = round_up(mul(rows, width, "inference workspace"), kAlignElems);
+  const index_t bytes = mul(mul(stride, 3 * slots, "inference workspace"), index_t(sizeof(T)), "inference workspace");
+  void* p = std::aligned_alloc(64, std::size_t(round_up(bytes, 64)));
+  if (!p) throw std::bad_alloc();
+  infer_ws_.reset(p);
+  infer_rows_ = rows;
+  infer_slots_ = slots;
+  infer_stride_ = stride;
+}
+
+namespace {
+// Elementwise activations an inference Dense layer applies to each block of its output right after
+// the block's GEMM (see gemm.h's hooks): out[i] = f(x[i]) for i < n, separate buffers.
+bool fusable(LayerKind k) {
+  return k == LayerKind::ReLU || k == LayerKind::LeakyReLU || k == LayerKind::ELU || k == LayerKind::Tanh ||
+         k == LayerKind::Sigmoid;
+}
+template <class T>
+void apply_elementwise(const LayerSpec& L, T* out, const T* x, index_t n) {
+  switch (L.kind) {
+    case LayerKind::ReLU: relu_forward(out, x, n); break;
+    case LayerKind::LeakyReLU: leaky_relu_forward(out, x, T(L.param), n); break;
+    case LayerKind::ELU: elu_forward(out, x, T(L.param), n); break;
+    case LayerKind::Tanh: tanh_forward(out, x, n); break;
+    case LayerKind::Sigmoid: sigmoid_forward(out, x, n); break;
+    default: break;
   }
+}
+}  // namespace
+
+template <class T>
+const T* Net<T>::infer(const T* x, index_t n, T* out, index_t slot) {
+  T* const ws = static_cast<T*>(infer_ws_.get()) + 3 * slot * infer_stride_;
+  size_t last = layers_.size();  // the last layer that computes something (dropout: identity)
+  for (size_t i = layers_.size(); i-- > 0;)
+    if (layers_[i].kind != LayerKind::Dropout) {
+      last = i;
+      break;
+    }
+  // Three buffers: a layer reads one and writes another; a Dense layer with its activation fused
+  // writes the GEMM output into a second and the activation into a third (the GEMM blocks still
+  // being computed read the input).
+  const T* in = x;
+  int in_buf = -1;  // the buffer `in` is (-1: x)
+  auto take = [&](int avoid) { return in_buf != 0 && avoid != 0 ? 0 : in_buf != 1 && avoid != 1 ? 1 : 2; };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerSpec& L = layers_[i];
+    const Slot& s = slots_[i];
+    if (L.kind == LayerKind::Dropout) continue;
+    int y_buf = take(-1);
+    T* y = (i == last && out) ? out : ws + y_buf * infer_stride_;
+    const index_t ne = n * s.in;
+    switch (L.kind) {
+      case LayerKind::Dense: {
+        // One GEMM whose blocks get the bias first and the next layer's activation (when it is
+        // elementwise) right after, on the thread that computed them: one parallel region.
+        const T* b = s.b >= 0 ? params_ + s.b : nullptr;
+        const index_t M = s.out;
+        const bool fuse = i + 1 < layers_.size() && fusable(layers_[i + 1].kind);
+        T* a = nullptr;  // the activation's output
+        if (fuse) {  // (the Dense layer is not the last one then)
+          const int a_buf = take(y_buf);
+          a = (i + 1 == last && out) ? out : ws + a_buf * infer_stride_;
+          y_buf = a_buf;  // where the layer's result is
+        }
+        auto fill = [&](index_t r0, index_t r1, index_t c0, index_t c1) {
+          for (index_t r = r0; r < r1; ++r) std::memcpy(y + r * M + c0, b + c0, sizeof(T) * (c1 - c0));
+        };
+        const LayerSpec& act = fuse ? layers_[i + 1] : L;
+        auto activate = [&](index_t r0, index_t r1, index_t c0, index_t c1) {
+          if (c0 == 0 && c1 == M)
+            apply_elementwise(act, a + r0 * M, y + r0 * M, (r1 - r0) * M);
+          else
+            for (index_t r = r0; r < r1; ++r) apply_elementwise(act, a + r * M + c0, y + r * M + c0, c1 - c0);
+        };
+        gemm<T>(false, false, n, M, s.in, T(1), in, s.in, params_ + s.w, M, b ? T(1) : T(0), y, M,
+                b ? make_gemm_hook(fill) : GemmBlockHook{}, fuse ? make_gemm_hook(activate) : GemmBlockHook{});
+        if (fuse) {
+          y = a;
+          ++i;
+        }
+        break;
+      }
+      case LayerKind::ReLU: relu_forward(y, in, ne); break;
+      case LayerKind::LeakyReLU: leaky_relu_forward(y, in, T(L.param), ne); break;
+      case LayerKind::PReLU: prelu_forward(y, in, params_ + s.w, n, s.in, L.k); break;
+      case LayerKind::ELU: elu_forward(y, in, T(L.param), ne); break;
+      case LayerKind::Tanh: tanh_forward(y, in, ne); break;
+      case LayerKind::Sigmoid: sigmoid_forward(y, in, ne); break;
+      case LayerKind::Maxout: maxout_forward(y, static_cast<std::int32_t*>(nullptr), in, n, s.out, L.k); break;
+      case LayerKind::BatchNorm:
+        batchnorm_forward_eval(y, in, s.w >= 0 ? params_ + s.w : nullptr, s.b >= 0 ? params_ + s.b : nullptr,
+                               buffers_ + s.rm, buffers_ + s.rv, n, s.in, T(L.param));
+        break;
+      case LayerKind::Dropout: break;
+    }
+    in = y;
+    in_buf = y == out ? -1 : y_buf;
+  }
+  if (out && in != out) std::memcpy(out, in, sizeof(T) * n * output_dim_);  // (no layer computed anything)
+  return out ? out : in;
+}
+
+template <class T>
+void Net<T>::predict(const T* X, index_t N, T* out, bool proba) {
+  const InferencePlan plan = inference_plan(N);
+  if (plan.chunks == 0) return;
+  const index_t C = output_dim_;
+  const bool soft = proba && loss_.kind != LossKind::MSE;
+  const index_t workers = plan.chunks > 1 ? std::min<index_t>(effective_threads(), plan.chunks) : 1;
+  reserve_inference(plan.rows, workers);
+  auto chunk = [&](index_t c, index_t slot) {
+    const index_t r0 = c * plan.rows, nb = std::min(plan.rows, N - r0);
+    const T* y = infer(X + r0 * input_dim_, nb, soft ? nullptr : out + r0 * C, slot);
+    if (soft) softmax(out + r0 * C, y, nb, C);
+  };
+  if (workers > 1) {
+    // One task per worker, each taking chunks in turn until none is left: a thread that is slow to
+    // start (a busy machine) takes fewer chunks instead of holding the others at a barrier after
+    // every layer. (Run serially, worker 0 takes them all.)
+    std::atomic<index_t> next{0};
+    parallel_for(workers, 1, [&](index_t w0, index_t w1) {
+      for (index_t w = w0; w < w1; ++w)
+        for (index_t c = next.fetch_add(1); c < plan.chunks; c = next.fetch_add(1)) chunk(c, w);
+    }, 1);
+    return;
+  }
+  for (index_t c = 0; c < plan.chunks; ++c) chunk(c, 0);
 }
 
 template <class T>
@@ -787,12 +929,13 @@ void Net<T>::evaluate(const T* X, const std::int64_t* Yc, const T* Yr, index_t N
   const bool classes = loss_.kind != LossKind::MSE && (Yc || Yr);
   double total = 0.0;
   index_t correct = 0;
-  for (index_t r0 = 0; r0 < N; r0 += max_batch_) {
-    const index_t nb = std::min(max_batch_, N - r0);
-    forward(X + r0 * input_dim_, nb, false, step);
-    total += data_loss_and_dscores(Yc ? Yc + r0 : nullptr, Yr ? Yr + r0 * C : nullptr, nb, false) * double(nb);
+  const InferencePlan plan = inference_plan(N);
+  if (plan.chunks) reserve_inference(plan.rows, 1);
+  for (index_t c = 0; c < plan.chunks; ++c) {
+    const index_t r0 = c * plan.rows, nb = std::min(plan.rows, N - r0);
+    const T* s = infer(X + r0 * input_dim_, nb, nullptr, 0);
+    total += data_loss_and_dscores(Yc ? Yc + r0 : nullptr, Yr ? Yr + r0 * C : nullptr, nb, false, s) * double(nb);
     if (classes) {
-      const T* s = output();
       for (index_t r = 0; r < nb; ++r) {
         index_t best = 0;
         for (index_t j = 1; j < C; ++j)

@@ -443,7 +443,7 @@ class Sequential:
         return Xc, yc
 
     # ------------------------------------------------------------------------------------------
-    # inference (evaluation mode, in batches of at most the workspace size)
+    # inference (evaluation mode, through an inference workspace of its own, in chunks)
     # ------------------------------------------------------------------------------------------
     def forward(self, X: Any) -> np.ndarray:
         """Raw outputs (class scores, or regression outputs) in evaluation mode.
@@ -467,6 +467,16 @@ class Sequential:
             position), a 1-D array.
         TypeError
             Non-numeric data.
+
+        Notes
+        -----
+        Inference has a workspace of its own, apart from the training one (``max_batch`` does not
+        apply): the rows go through it in chunks of up to a few thousand rows, sized from the layer
+        widths so that each of a chunk's three activation buffers takes about 2 MiB, and several
+        chunks run in parallel, one per thread; memory stays flat for any ``N``. One to three rows
+        are matrix-vector products that stream the weights once. Results are bitwise identical for
+        any thread count (:func:`fastnn.set_num_threads`); a row may differ in its last bits
+        depending on how many rows are predicted with it (a different GEMM kernel for 1-3 rows).
         """
         return self._net.predict(self.preprocess(X), False)
 
@@ -490,6 +500,10 @@ class Sequential:
             The model has a regression (MSE) loss.
         ValueError
             Bad ``X`` (as in :meth:`forward`).
+
+        Notes
+        -----
+        Chunked and thread-count independent as :meth:`forward`.
         """
         if not self.loss.classification:
             raise TypeError("predict_proba needs a classification loss")

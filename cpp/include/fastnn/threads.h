@@ -15,6 +15,7 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 #include <string>
 
 #include "fastnn/common.h"
@@ -100,7 +101,7 @@ void parallel_for(index_t n, index_t min_chunk, F&& f, index_t align = 16) {
     return;
   }
   struct Job {
-    F* f;
+    std::remove_reference_t<F>* f;
     index_t n, chunks, align;
     index_t bound(index_t c) const {
       if (c <= 0) return 0;
