@@ -51,6 +51,7 @@ from common import (  # noqa: E402
     fastnn_relu_mlp,
     git_commit,
     machine,
+    rotated,
     run_child,
     save_json,
     thread_env,
@@ -332,7 +333,7 @@ def main() -> None:
     raw: dict = {}
     for nt in threads:
         for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
+            order = rotated(names, r)
             for name in order:
                 impl, extra = VARIANTS[name]
                 cargs = ["--worker", impl, "--threads", str(nt), "--rows", ",".join(map(str, rows)),

@@ -52,6 +52,7 @@ from common import (  # noqa: E402
     git_commit,
     isa_label,
     machine,
+    rotated,
     run_child,
     thread_env,
     write_section,
@@ -81,6 +82,14 @@ QUICK = {"rounds": 1, "steps": 5, "samples": 2, "warmup": 2,
 
 T0 = time.perf_counter()
 
+
+
+def _worker_for(name: str, peers: dict) -> tuple[str, dict]:
+    """(worker, extra environment) of a column: ``"fastnn <level>"`` is fastnn's worker under
+    FASTNN_SIMD=<level>, anything else a peer from ``peers``."""
+    if name.startswith("fastnn "):
+        return "fastnn", {"FASTNN_SIMD": name.split(" ", 1)[1]}
+    return peers[name]
 
 def log(msg: str) -> None:
     el = time.perf_counter() - T0
@@ -129,13 +138,10 @@ def run_training(w: str, levels: list[str], threads: list[int], cfg: dict) -> di
     raw: dict = {}
     for nt in threads:
         for r in range(rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = rotated(names, r)
             for name in order:
-                if name.startswith("fastnn "):
-                    level = name.split(" ", 1)[1]
-                    impl, extra = "fastnn", {"FASTNN_SIMD": level}
-                else:
-                    impl, extra = bt.VARIANTS[name]
+                impl, extra = _worker_for(name, bt.VARIANTS)
+                level = extra.get("FASTNN_SIMD")
                 cargs = ["--worker", impl, "--workload", w, "--threads", str(nt), "--steps", str(steps),
                          "--samples", str(samples), "--w4-steps", str(steps), "--warmup", str(warmup)]
                 t0 = time.perf_counter()
@@ -207,13 +213,10 @@ def run_f1(levels: list[str], threads: list[int], cfg: dict) -> dict:
     rounds = cfg["f1_rounds"]
     for nt in threads:
         for r in range(rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = rotated(names, r)
             for name in order:
-                if name.startswith("fastnn "):
-                    level = name.split(" ", 1)[1]
-                    impl, extra = "fastnn", {"FASTNN_SIMD": level}
-                else:
-                    impl, extra = F1_VARIANTS[name]
+                impl, extra = _worker_for(name, F1_VARIANTS)
+                level = extra.get("FASTNN_SIMD")
                 t0 = time.perf_counter()
                 out = child(Path(__file__), ["--f1-worker", impl, "--f1-min-reps", str(cfg["f1_min_reps"]),
                                                  "--f1-min-time", str(cfg["f1_min_time"])], thread_env(nt, extra))

@@ -47,6 +47,7 @@ from common import (  # noqa: E402
     fastnn_relu_mlp,
     machine,
     peak_rss_mib,
+    rotated,
     run_child,
     save_json,
     thread_env,
@@ -594,7 +595,7 @@ def main() -> None:
         for w in workloads:
             names = _variants_for(w)
             for r in range(args.rounds):
-                order = names[r % len(names):] + names[:r % len(names)]  # rotate who goes first
+                order = rotated(names, r)
                 for name in order:
                     impl, extra = VARIANTS[name]
                     cargs = ["--worker", impl, "--workload", w, "--threads", str(nt), "--steps", str(args.steps),

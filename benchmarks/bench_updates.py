@@ -46,6 +46,7 @@ from common import (  # noqa: E402
     MALLOC_TUNED,
     isa_label,
     peak_rss_mib,
+    rotated,
     run_child,
     save_json,
     thread_env,
@@ -406,7 +407,7 @@ def run(levels: list[str], threads: list[int], rounds: int = 3, calls: int = 30,
     common_args = ["--threads", ",".join(map(str, threads)), "--calls", str(calls), "--min-time", str(min_time),
                    "--warmup", str(warmup)]
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = rotated(names, r)
         for name in order:
             t0 = time.perf_counter()
             if name.startswith("fastnn "):

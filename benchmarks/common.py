@@ -65,6 +65,12 @@ def thread_env(threads: int, extra: dict | None = None) -> dict:
     return env
 
 
+def rotated(names: list[str], r: int) -> list[str]:
+    """``names`` rotated by round ``r``, so that each implementation goes first in turn."""
+    k = r % len(names)
+    return names[k:] + names[:k]
+
+
 def run_child(script: Path, args: list[str], env: dict, timeout: float = 1800) -> dict:
     """Run `python script args` in a fresh process; its last stdout line is a JSON object."""
     out = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True,
